@@ -1,0 +1,105 @@
+"""The NATS JetStream connection: connect (and keep reconnecting), and the CRP stream."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+
+from shared.settings import CommonSettings
+
+log = logging.getLogger("crp.bus")
+
+
+class Bus:
+    """One NATS connection per process. Connects in the background and never gives up."""
+
+    def __init__(self, settings: CommonSettings, *, name: str | None = None) -> None:
+        self.settings = settings
+        self.name = name or f"crp-{settings.service_name}"
+        self.nc: NATS | None = None
+        self.js: JetStreamContext | None = None
+        self.ready = asyncio.Event()
+        self.generation = 0  # bumped on every (re)connect, so pull subscriptions can be renewed
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._connect_forever(), name=f"{self.name}-connect")
+
+    async def _on_reconnect(self) -> None:
+        self.generation += 1
+        log.info("reconnected to NATS", extra={"generation": self.generation})
+
+    async def _on_disconnect(self) -> None:
+        log.warning("disconnected from NATS")
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.debug("NATS client error: %s", exc)
+
+    async def _connect_forever(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                nc = await nats.connect(
+                    self.settings.nats_url, name=self.name, connect_timeout=2,
+                    max_reconnect_attempts=-1, reconnect_time_wait=0.5, allow_reconnect=True,
+                    reconnected_cb=self._on_reconnect, disconnected_cb=self._on_disconnect,
+                    error_cb=self._on_error,
+                )
+                self.nc, self.js = nc, nc.jetstream(timeout=5)
+                await ensure_stream(self.js, self.settings)
+                self.generation += 1
+                self.ready.set()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # NATS down at start-up: keep trying, the outbox holds the events
+                log.warning("NATS not reachable at %s (%s); retrying", self.settings.nats_url, exc)
+                if self.nc is not None and not self.nc.is_closed:
+                    await self.nc.close()
+                self.nc = self.js = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def wait_ready(self, timeout: float | None = None) -> JetStreamContext:
+        await asyncio.wait_for(self.ready.wait(), timeout)
+        assert self.js is not None
+        return self.js
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self.nc is not None and not self.nc.is_closed:
+            try:
+                await asyncio.wait_for(self.nc.drain(), 5)
+            except Exception:
+                await self.nc.close()
+
+
+def stream_config(settings: CommonSettings) -> StreamConfig:
+    # Limits retention and no max age: the stream is the history that projections are rebuilt from.
+    return StreamConfig(
+        name=settings.nats_stream,
+        subjects=[f"{settings.subject_prefix}.>"],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        duplicate_window=settings.duplicate_window_seconds,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, settings: CommonSettings) -> None:
+    config = stream_config(settings)
+    try:
+        await js.add_stream(config)
+    except BadRequestError:  # exists with another configuration
+        await js.update_stream(config)

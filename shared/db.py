@@ -1,0 +1,101 @@
+"""Database: the async engine (SQLite or PostgreSQL), time helpers, and the transaction-owning session."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from pydantic import PlainSerializer
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.settings import CommonSettings
+
+
+def utcnow() -> datetime:
+    """Naive UTC, the one form stored in every database (same on SQLite and PostgreSQL)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def rfc3339(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+UtcDatetime = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]
+"""A datetime rendered as RFC 3339 UTC in responses."""
+
+
+def create_engine(settings: CommonSettings) -> AsyncEngine:
+    url = settings.async_database_url
+    if settings.is_sqlite:
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _sqlite_pragmas(engine)
+        return engine
+    return create_async_engine(
+        url, pool_size=10, max_overflow=20, pool_pre_ping=True,
+        connect_args={"server_settings": {"search_path": settings.schema or "public"}},
+    )
+
+
+def _sqlite_pragmas(engine: AsyncEngine) -> None:
+    """WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE.
+
+    A deferred transaction that reads then writes fails at once with "database is locked" when
+    another connection writes first; taking the write lock at BEGIN makes writers queue instead.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event issue BEGIN
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+_after_commit_hooks_key = "after_commit"
+
+
+def after_commit(session: AsyncSession, hook: Callable[[], None]) -> None:
+    """Run ``hook`` once the session dependency has committed (e.g. wake the outbox relay)."""
+    session.info.setdefault(_after_commit_hooks_key, []).append(hook)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session. It owns the transaction: commit on success, roll back on error.
+
+    Services only add and flush, so domain rows and their outbox rows commit together.
+    """
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+        for hook in session.info.pop(_after_commit_hooks_key, []):
+            hook()
+
+
+# scope="function": the commit happens before the response is sent, so a 2xx means it is stored.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -1,0 +1,102 @@
+"""Alembic per service: applied at start-up (under an advisory lock on PostgreSQL) or by `crp migrate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.settings import CommonSettings
+
+
+def _config(script_location: Path, connection: Any | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _upgrade(connection: Any, script_location: Path) -> None:
+    command.upgrade(_config(script_location, connection), "head")
+
+
+async def upgrade(engine: AsyncEngine, settings: CommonSettings, script_location: Path) -> None:
+    """Bring the service's database (or PostgreSQL schema) to the newest revision."""
+    async with engine.begin() as conn:
+        if settings.schema:
+            # Replicas starting together must not migrate concurrently.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                               {"k": f"crp-migrate-{settings.schema}"})
+            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{settings.schema}"'))
+        await conn.run_sync(_upgrade, script_location)
+
+
+def run_env() -> None:
+    """Body of every service's ``migrations/env.py``."""
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError("run migrations with `crp migrate`, which passes a connection")
+    context.configure(
+        connection=connection,
+        target_metadata=None,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+# -- tables every service has, for its migrations to create ------------------------------------
+def create_outbox_tables(op: Any) -> None:
+    """The outbox and the idempotency-key store (every service that accepts writes)."""
+    import sqlalchemy as sa
+
+    op.create_table(
+        "outbox",
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+                  autoincrement=True),
+        sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+        sa.Column("subject", sa.String(255), nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("published_at", sa.DateTime, nullable=True),
+    )
+    op.create_index("ix_outbox_published_at", "outbox", ["published_at"])
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("principal", sa.String(255), primary_key=True),
+        sa.Column("key", sa.String(255), primary_key=True),
+        sa.Column("method", sa.String(10), nullable=False),
+        sa.Column("path", sa.String(500), nullable=False),
+        sa.Column("request_hash", sa.String(64), nullable=False),
+        sa.Column("status_code", sa.Integer, nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("headers", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )
+
+
+def create_consumer_tables(op: Any) -> None:
+    """Processed event ids and dead letters (every service that consumes events)."""
+    import sqlalchemy as sa
+
+    op.create_table(
+        "processed_events",
+        sa.Column("event_id", sa.String(36), primary_key=True),
+        sa.Column("event_type", sa.String(255), nullable=False),
+        sa.Column("processed_at", sa.DateTime, nullable=False),
+    )
+    op.create_table(
+        "dead_letters",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.String(36), nullable=True, index=True),
+        sa.Column("subject", sa.String(255), nullable=False),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("error", sa.Text, nullable=False),
+        sa.Column("deliveries", sa.Integer, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )

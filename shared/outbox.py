@@ -1,0 +1,129 @@
+"""Transactional outbox: events are rows written with the change, and a relay publishes them.
+
+The relay publishes rows in order with ``Nats-Msg-Id`` = event id, so JetStream's duplicate
+window drops a row sent twice (a crash between publish and mark). It is woken right after a
+commit, polls slowly as a safety net, keeps retrying with backoff while NATS is down, and takes
+rows with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so several replicas can run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from prometheus_client import Counter, Gauge
+from sqlalchemy import BigInteger, Column, Integer, LargeBinary, select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.bus import Bus
+from shared.db import after_commit, utcnow
+from shared.events import CloudEvent, EventData
+from shared.settings import CommonSettings
+
+log = logging.getLogger("crp.outbox")
+
+PUBLISHED = Counter("crp_outbox_published_total", "Outbox events published to JetStream", ["service"])
+PUBLISH_ERRORS = Counter("crp_outbox_publish_errors_total", "Failed outbox publish attempts", ["service"])
+PENDING = Gauge("crp_outbox_pending", "Outbox rows not yet published (last seen by the relay)", ["service"])
+
+
+class OutboxMessage(SQLModel, table=True):
+    __tablename__ = "outbox"
+
+    seq: int | None = Field(default=None, sa_column=Column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
+    event_id: str = Field(max_length=36, unique=True)
+    subject: str = Field(max_length=255)
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    published_at: datetime | None = Field(default=None, index=True)
+
+
+class Outbox:
+    """Adds events to the session's transaction and wakes the relay after the commit."""
+
+    def __init__(self, settings: CommonSettings) -> None:
+        self.settings = settings
+        self.wakeup = asyncio.Event()
+
+    def emit(self, session: AsyncSession, data: EventData, *, subject_id: str | None = None) -> CloudEvent:
+        event = CloudEvent.wrap(data, source=self.settings.source, subject=subject_id)
+        session.add(OutboxMessage(event_id=event.id, subject=data.subject(self.settings.subject_prefix),
+                                  payload=event.model_dump_json().encode()))
+        after_commit(session, self.wakeup.set)
+        return event
+
+
+class OutboxRelay:
+    def __init__(self, settings: CommonSettings, sessionmaker: async_sessionmaker[AsyncSession],
+                 bus: Bus, outbox: Outbox, *, batch_size: int = 200, poll_seconds: float = 1.0) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.bus = bus
+        self.outbox = outbox
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name=f"outbox-relay-{self.settings.service_name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while True:
+            self.outbox.wakeup.clear()
+            try:
+                await self.bus.wait_ready()
+                sent = await self.publish_batch()
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                PUBLISH_ERRORS.labels(self.settings.service_name).inc()
+                log.warning("outbox publish failed (%s: %s); retrying in %.1fs",
+                            type(exc).__name__, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if sent == self.batch_size:
+                continue  # more waiting
+            try:
+                await asyncio.wait_for(self.outbox.wakeup.wait(), self.poll_seconds)
+            except TimeoutError:
+                pass
+
+    async def publish_batch(self) -> int:
+        """Publish up to one batch of unsent rows, in order; returns how many were sent."""
+        js = self.bus.js
+        assert js is not None
+        sent = 0
+        async with self.sessionmaker() as session, session.begin():
+            stmt = (select(OutboxMessage).where(OutboxMessage.published_at.is_(None))  # type: ignore[union-attr]
+                    .order_by(OutboxMessage.seq).limit(self.batch_size))
+            if session.bind.dialect.name == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True)
+            rows = (await session.execute(stmt)).scalars().all()
+            error: Exception | None = None
+            for row in rows:
+                try:
+                    await js.publish(row.subject, row.payload, headers={"Nats-Msg-Id": row.event_id},
+                                     timeout=5)
+                except Exception as exc:  # keep what was published; the rest goes next time
+                    error = exc
+                    break
+                row.published_at = utcnow()
+                sent += 1
+        if sent:
+            PUBLISHED.labels(self.settings.service_name).inc(sent)
+        PENDING.labels(self.settings.service_name).set(len(rows) - sent)
+        if error is not None:
+            raise error
+        return sent

@@ -1,0 +1,88 @@
+"""Settings: pydantic-settings with the ``CRP_`` prefix, one class per service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Built-in secrets for CRP_ENV=dev only; any other environment refuses to start with them.
+DEV_JWT_SECRET = "crp-dev-secret-do-not-use-outside-dev-0123456789abcdef"
+DEV_PII_KEY = "crp-dev-pii-key-do-not-use-outside-dev-0123456789abcdef"
+
+SERVICE_ORDER = ("beneficiaries", "grants", "training", "infrastructure", "feedback", "indicators")
+
+
+class CommonSettings(BaseSettings):
+    """What every process of the platform reads from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="CRP_", extra="ignore")
+
+    env: Literal["dev", "test", "staging", "production"] = "dev"
+    service_name: str = "crp"
+    data_dir: Path = Path(".crp")
+    log_level: str = "INFO"
+
+    # Database: SQLite file per service by default; a PostgreSQL URL gives each service its own schema.
+    database_url: str | None = None
+    database_schema: str | None = None
+    migrate_on_start: bool = True
+
+    # Events
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_stream: str = "CRP"
+    subject_prefix: str = "crp"
+    duplicate_window_seconds: float = 600.0
+
+    # Tokens
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_issuer: str = "crp-dev"
+    jwt_audience: str = "crp-api"
+    jwt_jwks_url: str | None = None
+    jwt_algorithms: list[str] = ["HS256", "RS256", "ES256"]
+
+    # Keyed hash for identifiers such as national IDs (never stored in clear).
+    pii_key: SecretStr = SecretStr(DEV_PII_KEY)
+
+    cors_origins: list[str] = []
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_outside_dev(self) -> CommonSettings:
+        if self.env != "dev":
+            if self.jwt_jwks_url is None and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+                raise ValueError("CRP_JWT_SECRET (or CRP_JWT_JWKS_URL) must be set outside CRP_ENV=dev")
+            if self.pii_key.get_secret_value() == DEV_PII_KEY:
+                raise ValueError("CRP_PII_KEY must be set outside CRP_ENV=dev")
+        return self
+
+    # -- derived -----------------------------------------------------------------------------
+    @property
+    def async_database_url(self) -> str:
+        url = self.database_url or f"sqlite:///{self.data_dir}/{{service}}.db"
+        url = url.replace("{service}", self.service_name)
+        for plain, driver in (
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if url.startswith(plain):
+                return driver + url[len(plain):]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.async_database_url.startswith("sqlite")
+
+    @property
+    def schema(self) -> str | None:
+        """PostgreSQL schema this service owns (None on SQLite)."""
+        if self.is_sqlite:
+            return None
+        return self.database_schema or self.service_name
+
+    @property
+    def source(self) -> str:
+        """CloudEvents ``source`` of this service's events."""
+        return f"/crp/{self.service_name}"
