@@ -17,8 +17,8 @@ from shared.settings import CommonSettings
 
 
 def utcnow() -> datetime:
-    """Naive UTC, the one form stored in every database (same on SQLite and PostgreSQL)."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Aware UTC: SQLModel stores datetimes as UTC (timestamptz on PostgreSQL) and returns them aware."""
+    return datetime.now(UTC)
 
 
 def rfc3339(value: datetime) -> str:

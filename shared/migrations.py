@@ -62,8 +62,8 @@ def create_outbox_tables(op: Any) -> None:
         sa.Column("event_id", sa.String(36), nullable=False, unique=True),
         sa.Column("subject", sa.String(255), nullable=False),
         sa.Column("payload", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", sa.DateTime, nullable=False),
-        sa.Column("published_at", sa.DateTime, nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index("ix_outbox_published_at", "outbox", ["published_at"])
     op.create_table(
@@ -76,7 +76,7 @@ def create_outbox_tables(op: Any) -> None:
         sa.Column("status_code", sa.Integer, nullable=False),
         sa.Column("body", sa.Text, nullable=False),
         sa.Column("headers", sa.Text, nullable=False),
-        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
 
 
@@ -88,7 +88,7 @@ def create_consumer_tables(op: Any) -> None:
         "processed_events",
         sa.Column("event_id", sa.String(36), primary_key=True),
         sa.Column("event_type", sa.String(255), nullable=False),
-        sa.Column("processed_at", sa.DateTime, nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(
         "dead_letters",
@@ -98,5 +98,21 @@ def create_consumer_tables(op: Any) -> None:
         sa.Column("payload", sa.Text, nullable=False),
         sa.Column("error", sa.Text, nullable=False),
         sa.Column("deliveries", sa.Integer, nullable=False),
-        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+def create_audit_table(op: Any) -> None:
+    import sqlalchemy as sa
+
+    op.create_table(
+        "audit_log",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("entity", sa.String(64), nullable=False),
+        sa.Column("entity_id", sa.String(36), nullable=False, index=True),
+        sa.Column("action", sa.String(64), nullable=False),
+        sa.Column("actor", sa.String(255), nullable=False),
+        sa.Column("fields", sa.Text, nullable=False),
+        sa.Column("request_id", sa.String(200), nullable=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     )

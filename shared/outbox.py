@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Annotated, Any
 
+from fastapi import Depends, Request
 from prometheus_client import Counter, Gauge
-from sqlalchemy import BigInteger, Column, Integer, LargeBinary, select
+from sqlalchemy import BigInteger, Column, Integer, LargeBinary, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -100,30 +103,56 @@ class OutboxRelay:
             except TimeoutError:
                 pass
 
-    async def publish_batch(self) -> int:
-        """Publish up to one batch of unsent rows, in order; returns how many were sent."""
+    def _unsent(self, locked: bool) -> Any:
+        stmt = (select(OutboxMessage).where(OutboxMessage.published_at.is_(None))  # type: ignore[union-attr]
+                .order_by(OutboxMessage.seq).limit(self.batch_size))
+        return stmt.with_for_update(skip_locked=True) if locked else stmt
+
+    async def _publish(self, rows: Sequence[OutboxMessage]) -> tuple[list[OutboxMessage], Exception | None]:
+        """Publish rows in order until one fails; returns those sent and the error, if any."""
         js = self.bus.js
         assert js is not None
-        sent = 0
-        async with self.sessionmaker() as session, session.begin():
-            stmt = (select(OutboxMessage).where(OutboxMessage.published_at.is_(None))  # type: ignore[union-attr]
-                    .order_by(OutboxMessage.seq).limit(self.batch_size))
+        sent: list[OutboxMessage] = []
+        for row in rows:
+            try:
+                await js.publish(row.subject, row.payload, headers={"Nats-Msg-Id": row.event_id}, timeout=5)
+            except Exception as exc:
+                return sent, exc
+            sent.append(row)
+        return sent, None
+
+    async def publish_batch(self) -> int:
+        """Publish up to one batch of unsent rows, in order; returns how many were sent."""
+        if not self.bus.connected:
+            raise ConnectionError("not connected to NATS")
+        async with self.sessionmaker() as session:
             if session.bind.dialect.name == "postgresql":
-                stmt = stmt.with_for_update(skip_locked=True)
-            rows = (await session.execute(stmt)).scalars().all()
-            error: Exception | None = None
-            for row in rows:
-                try:
-                    await js.publish(row.subject, row.payload, headers={"Nats-Msg-Id": row.event_id},
-                                     timeout=5)
-                except Exception as exc:  # keep what was published; the rest goes next time
-                    error = exc
-                    break
-                row.published_at = utcnow()
-                sent += 1
+                # Rows stay locked while they are published, so replicas never send the same row together.
+                async with session.begin():
+                    rows = (await session.execute(self._unsent(locked=True))).scalars().all()
+                    sent, error = await self._publish(rows)
+                    for row in sent:
+                        row.published_at = utcnow()
+            else:
+                # SQLite has one relay per service; holding its write lock while NATS answers would stall
+                # every writer, so read, publish, then mark in a second short transaction.
+                async with session.begin():
+                    rows = (await session.execute(self._unsent(locked=False))).scalars().all()
+                sent, error = await self._publish(rows)
+                if sent:
+                    async with session.begin():
+                        await session.execute(update(OutboxMessage)
+                                              .where(OutboxMessage.seq.in_([r.seq for r in sent]))  # type: ignore[union-attr]
+                                              .values(published_at=utcnow()))
         if sent:
-            PUBLISHED.labels(self.settings.service_name).inc(sent)
-        PENDING.labels(self.settings.service_name).set(len(rows) - sent)
+            PUBLISHED.labels(self.settings.service_name).inc(len(sent))
+        PENDING.labels(self.settings.service_name).set(len(rows) - len(sent))
         if error is not None:
             raise error
-        return sent
+        return len(sent)
+
+def get_outbox(request: Request) -> Outbox:
+    return request.app.state.outbox
+
+
+OutboxDep = Annotated[Outbox, Depends(get_outbox)]

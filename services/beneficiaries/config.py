@@ -1,0 +1,5 @@
+from shared.settings import CommonSettings
+
+
+class BeneficiariesSettings(CommonSettings):
+    service_name: str = "beneficiaries"

@@ -1,0 +1,67 @@
+"""Tables of the beneficiaries service (never request or response bodies)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+from shared.db import utcnow
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Community(SQLModel, table=True):
+    __tablename__ = "communities"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    name: str = Field(max_length=200)
+    name_ar: str | None = Field(default=None, max_length=200)
+    district_pcode: str = Field(max_length=16, index=True)
+    governorate_pcode: str = Field(max_length=16, index=True)
+    latitude: float | None = None
+    longitude: float | None = None
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Household(SQLModel, table=True):
+    __tablename__ = "households"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    community_id: str = Field(foreign_key="communities.id", max_length=36, index=True)
+    size: int | None = None
+    district_pcode: str = Field(max_length=16)
+    governorate_pcode: str = Field(max_length=16, index=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Beneficiary(SQLModel, table=True):
+    __tablename__ = "beneficiaries"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    first_name: str = Field(max_length=100)
+    father_name: str = Field(max_length=100)
+    grandfather_name: str | None = Field(default=None, max_length=100)
+    family_name: str | None = Field(default=None, max_length=100)
+    search_key: str = Field(max_length=600)
+    sex: str = Field(max_length=8)
+    date_of_birth: date
+    birth_year: int
+    displacement_status: str = Field(max_length=16, index=True)
+    community_id: str = Field(foreign_key="communities.id", max_length=36, index=True)
+    household_id: str | None = Field(default=None, foreign_key="households.id", max_length=36)
+    district_pcode: str = Field(max_length=16)
+    governorate_pcode: str = Field(max_length=16, index=True)
+    phone: str | None = Field(default=None, max_length=32)
+    national_id_hash: str | None = Field(default=None, max_length=64, unique=True)
+    disability: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    consent_obtained_on: date
+    merged_into_id: str | None = Field(default=None, max_length=36, index=True)
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)

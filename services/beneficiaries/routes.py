@@ -1,0 +1,181 @@
+"""HTTP routes of the beneficiaries service: thin, the domain logic is in service.py."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from services.beneficiaries import gazetteer
+from services.beneficiaries import service as svc
+from services.beneficiaries.models import Beneficiary, Community
+from services.beneficiaries.schemas import (
+    AreaPublic,
+    BeneficiaryCreate,
+    BeneficiaryPublic,
+    BeneficiaryUpdate,
+    CommunityCreate,
+    CommunityPublic,
+    DisplacementStatus,
+    DistrictPublic,
+    HouseholdCreate,
+    HouseholdPublic,
+    MergeRequest,
+)
+from shared.auth import CurrentPrincipal, require_roles
+from shared.db import SessionDep
+from shared.errors import Unprocessable
+from shared.etag import check_if_match, make_etag
+from shared.idempotency import IdempotencyDep
+from shared.outbox import OutboxDep
+from shared.pagination import CursorQuery, LimitQuery, Page, paginate
+
+Registrar = require_roles("programme_manager", "case_worker", "partner_system")
+Reader = require_roles("programme_manager", "case_worker", "me_officer", "partner_system")
+Manager = require_roles("programme_manager")
+
+PROBLEMS = {401: {"description": "No valid token"}, 403: {"description": "Role not allowed"},
+            422: {"description": "Invalid input (problem+json with errors)"}}
+
+locations = APIRouter(prefix="/api/v1/locations", tags=["locations"], responses=PROBLEMS)
+communities = APIRouter(prefix="/api/v1/communities", tags=["communities"], responses=PROBLEMS)
+households = APIRouter(prefix="/api/v1/households", tags=["households"], responses=PROBLEMS)
+beneficiaries = APIRouter(prefix="/api/v1/beneficiaries", tags=["beneficiaries"], responses=PROBLEMS)
+
+
+@locations.get("/governorates", response_model=list[AreaPublic])
+async def list_governorates(principal: CurrentPrincipal) -> list[AreaPublic]:
+    """Iraq's 18 governorates with their OCHA P-codes (IQG01..IQG18)."""
+    return [AreaPublic(pcode=a.pcode, name_en=a.name_en) for a in gazetteer.governorates()]
+
+
+@locations.get("/districts", response_model=list[DistrictPublic])
+async def list_districts(principal: CurrentPrincipal,
+                         governorate: Annotated[str | None, Query(examples=["IQG15"])] = None
+                         ) -> list[DistrictPublic]:
+    """Districts with their P-codes, optionally of one governorate."""
+    if governorate is not None and not gazetteer.is_governorate(governorate):
+        raise Unprocessable(f"unknown governorate P-code {governorate!r}",
+                            errors=[{"loc": ["query", "governorate"], "msg": "unknown governorate"}])
+    return [DistrictPublic(pcode=a.pcode, name_en=a.name_en, parent_pcode=a.parent_pcode)
+            for a in gazetteer.districts(governorate)]
+
+
+@communities.post("", status_code=201, response_model=CommunityPublic)
+async def create_community(body: CommunityCreate, session: SessionDep, outbox: OutboxDep,
+                           principal: Registrar, idem: IdempotencyDep) -> JSONResponse:
+    """Create a community in a district; its governorate is derived from the district P-code."""
+    if replay := await idem.replay():
+        return replay
+    community = await svc.create_community(session=session, outbox=outbox, principal=principal, data=body)
+    return await idem.respond(CommunityPublic.model_validate(community), status_code=201)
+
+
+@communities.get("", response_model=Page[CommunityPublic])
+async def list_communities(request: Request, response: Response, session: SessionDep,
+                           principal: CurrentPrincipal, limit: LimitQuery = 50, cursor: CursorQuery = None,
+                           governorate: str | None = None, district: str | None = None) -> Page[CommunityPublic]:
+    """Communities in your governorates, newest first."""
+    stmt = svc.list_communities_query(principal=principal, governorate=governorate, district=district)
+    rows, next_cursor = await paginate(session, stmt, Community, limit=limit, cursor=cursor, request=request,
+                                       response=response)
+    return Page(items=[CommunityPublic.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@communities.get("/{community_id}", response_model=CommunityPublic)
+async def get_community(community_id: str, session: SessionDep, principal: CurrentPrincipal) -> CommunityPublic:
+    """One community (404 when it does not exist or is outside your governorates)."""
+    community = await svc.get_community(session=session, principal=principal, community_id=community_id)
+    return CommunityPublic.model_validate(community)
+
+
+@households.post("", status_code=201, response_model=HouseholdPublic)
+async def create_household(body: HouseholdCreate, session: SessionDep, principal: Registrar,
+                           idem: IdempotencyDep) -> JSONResponse:
+    """Create a household in a community."""
+    if replay := await idem.replay():
+        return replay
+    household = await svc.create_household(session=session, principal=principal, data=body)
+    return await idem.respond(HouseholdPublic.model_validate(household), status_code=201)
+
+
+@households.get("/{household_id}", response_model=HouseholdPublic)
+async def get_household(household_id: str, session: SessionDep, principal: Reader) -> HouseholdPublic:
+    """One household (404 when it does not exist or is outside your governorates)."""
+    household = await svc.get_household(session=session, principal=principal, household_id=household_id)
+    return HouseholdPublic.model_validate(household)
+
+
+@beneficiaries.post("", status_code=201, response_model=BeneficiaryPublic,
+                    responses={409: {"description": "Probable duplicate (with `candidates`) or same national ID"}})
+async def register_beneficiary(request: Request, body: BeneficiaryCreate, session: SessionDep,
+                               outbox: OutboxDep, principal: Registrar, idem: IdempotencyDep) -> JSONResponse:
+    """Register a person with their informed consent.
+
+    A probable duplicate of someone already registered in the same district and birth year is
+    refused with 409 and `candidates` (`id`, `score`, `reasons`); send the same body again with
+    `"confirm_not_duplicate": true` to register anyway. The same `national_id` twice is always 409.
+    """
+    if replay := await idem.replay():
+        return replay
+    beneficiary = await svc.register(session=session, outbox=outbox, settings=request.app.state.settings,
+                                     principal=principal, data=body)
+    return await idem.respond(svc.to_public(beneficiary), status_code=201,
+                              headers={"ETag": make_etag(beneficiary.id, beneficiary.version),
+                                       "Location": f"/api/v1/beneficiaries/{beneficiary.id}"})
+
+
+@beneficiaries.get("", response_model=Page[BeneficiaryPublic])
+async def list_beneficiaries(
+    request: Request, response: Response, session: SessionDep, principal: Reader,
+    limit: LimitQuery = 50, cursor: CursorQuery = None, community_id: str | None = None,
+    governorate: str | None = None, displacement_status: DisplacementStatus | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="Name search, Arabic or Latin; "
+                                   "spelling variants (أحمد/احمد, Mohammed/Muhammad) find each other.")] = None,
+    include_merged: bool = False,
+) -> Page[BeneficiaryPublic]:
+    """Beneficiaries in your governorates, newest first."""
+    stmt = svc.list_beneficiaries_query(principal=principal, community_id=community_id, governorate=governorate,
+                                        displacement_status=displacement_status, q=q,
+                                        include_merged=include_merged)
+    rows, next_cursor = await paginate(session, stmt, Beneficiary, limit=limit, cursor=cursor, request=request,
+                                       response=response)
+    return Page(items=[svc.to_public(r) for r in rows], next_cursor=next_cursor)
+
+
+@beneficiaries.get("/{beneficiary_id}", response_model=BeneficiaryPublic)
+async def get_beneficiary(beneficiary_id: str, response: Response, session: SessionDep,
+                          principal: Reader) -> BeneficiaryPublic:
+    """One beneficiary, with its `ETag` (404 when absent or outside your governorates)."""
+    beneficiary = await svc.get_beneficiary(session=session, principal=principal, beneficiary_id=beneficiary_id)
+    response.headers["ETag"] = make_etag(beneficiary.id, beneficiary.version)
+    return svc.to_public(beneficiary)
+
+
+@beneficiaries.patch("/{beneficiary_id}", response_model=BeneficiaryPublic,
+                     responses={412: {"description": "Stale If-Match"}, 428: {"description": "No If-Match"}})
+async def update_beneficiary(request: Request, beneficiary_id: str, body: BeneficiaryUpdate, response: Response,
+                             session: SessionDep, outbox: OutboxDep, principal: Registrar) -> BeneficiaryPublic:
+    """Change some fields. Needs `If-Match` with the ETag you read (428 without, 412 when stale)."""
+    beneficiary = await svc.get_beneficiary(session=session, principal=principal, beneficiary_id=beneficiary_id)
+    check_if_match(request, make_etag(beneficiary.id, beneficiary.version))
+    beneficiary = await svc.update(session=session, outbox=outbox, settings=request.app.state.settings,
+                                   principal=principal, beneficiary=beneficiary, data=body)
+    response.headers["ETag"] = make_etag(beneficiary.id, beneficiary.version)
+    return svc.to_public(beneficiary)
+
+
+@beneficiaries.post("/{beneficiary_id}/merge", response_model=BeneficiaryPublic)
+async def merge_beneficiaries(beneficiary_id: str, body: MergeRequest, session: SessionDep, outbox: OutboxDep,
+                              principal: Manager, idem: IdempotencyDep) -> JSONResponse:
+    """Fold `duplicate_id` into this record; every service and indicator then counts them as one person."""
+    if replay := await idem.replay():
+        return replay
+    survivor = await svc.merge(session=session, outbox=outbox, principal=principal,
+                               survivor_id=beneficiary_id, duplicate_id=body.duplicate_id)
+    return await idem.respond(svc.to_public(survivor),
+                              headers={"ETag": make_etag(survivor.id, survivor.version)})
+
+
+routers = (locations, communities, households, beneficiaries)

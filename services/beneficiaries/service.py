@@ -1,0 +1,343 @@
+"""Domain logic of the beneficiaries service. Functions add and flush; the caller's session commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, select, text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.beneficiaries import gazetteer
+from services.beneficiaries.matching import DUPLICATE_THRESHOLD, PersonName, compare, normalize, search_key
+from services.beneficiaries.models import Beneficiary, Community, Household
+from services.beneficiaries.schemas import (
+    BeneficiaryCreate,
+    BeneficiaryPublic,
+    BeneficiaryUpdate,
+    Candidate,
+    CommunityCreate,
+    ConsentPublic,
+    Disability,
+    HouseholdCreate,
+)
+from shared.audit import audit
+from shared.auth import Principal
+from shared.db import utcnow
+from shared.errors import Conflict, NotFound, Unprocessable
+from shared.events import BeneficiaryMerged, BeneficiaryRegistered, BeneficiaryUpdated, CommunityCreated
+from shared.outbox import Outbox
+from shared.pii import keyed_hash
+from shared.settings import CommonSettings
+
+
+def _field_error(field: str, msg: str) -> Unprocessable:
+    return Unprocessable(msg, errors=[{"loc": ["body", field], "msg": msg}])
+
+
+# -- communities and households ---------------------------------------------------------------------
+async def create_community(*, session: AsyncSession, outbox: Outbox, principal: Principal,
+                           data: CommunityCreate) -> Community:
+    """Create a community in a known district the caller may work in."""
+    district = gazetteer.district(data.district_pcode)
+    if district is None:
+        raise _field_error("district_pcode", f"unknown district P-code {data.district_pcode!r}")
+    if not principal.sees(district.parent_pcode):
+        raise _field_error("district_pcode", "the district is outside your governorates")
+    community = Community(**data.model_dump(), governorate_pcode=district.parent_pcode)
+    session.add(community)
+    audit(session, principal=principal, entity="community", entity_id=community.id, action="created",
+          fields=data.model_fields_set)
+    outbox.emit(session, CommunityCreated(community_id=community.id, district_pcode=community.district_pcode,
+                                          governorate_pcode=community.governorate_pcode), subject_id=community.id)
+    await session.flush()
+    return community
+
+
+async def get_community(*, session: AsyncSession, principal: Principal, community_id: str) -> Community:
+    """A community in the caller's scope, else NotFound."""
+    community = await session.get(Community, community_id)
+    if community is None or not principal.sees(community.governorate_pcode):
+        raise NotFound(f"No community {community_id}")
+    return community
+
+
+def list_communities_query(*, principal: Principal, governorate: str | None,
+                           district: str | None) -> Select[Any]:
+    stmt = select(Community)
+    scope = principal.scope_filter()
+    if scope is not None:
+        stmt = stmt.where(Community.governorate_pcode.in_(scope))
+    if governorate:
+        stmt = stmt.where(Community.governorate_pcode == governorate)
+    if district:
+        stmt = stmt.where(Community.district_pcode == district)
+    return stmt
+
+
+async def _community_for_write(session: AsyncSession, principal: Principal, community_id: str) -> Community:
+    try:
+        return await get_community(session=session, principal=principal, community_id=community_id)
+    except NotFound:
+        raise _field_error("community_id", f"unknown community {community_id!r}") from None
+
+
+async def create_household(*, session: AsyncSession, principal: Principal, data: HouseholdCreate) -> Household:
+    """Create a household in a community the caller may work in."""
+    community = await _community_for_write(session, principal, data.community_id)
+    household = Household(community_id=community.id, size=data.size, district_pcode=community.district_pcode,
+                          governorate_pcode=community.governorate_pcode)
+    session.add(household)
+    audit(session, principal=principal, entity="household", entity_id=household.id, action="created",
+          fields=data.model_fields_set)
+    await session.flush()
+    return household
+
+
+async def get_household(*, session: AsyncSession, principal: Principal, household_id: str) -> Household:
+    household = await session.get(Household, household_id)
+    if household is None or not principal.sees(household.governorate_pcode):
+        raise NotFound(f"No household {household_id}")
+    return household
+
+
+async def _household_for_write(session: AsyncSession, principal: Principal, household_id: str,
+                               community_id: str) -> Household:
+    try:
+        household = await get_household(session=session, principal=principal, household_id=household_id)
+    except NotFound:
+        raise _field_error("household_id", f"unknown household {household_id!r}") from None
+    if household.community_id != community_id:
+        raise _field_error("household_id", "the household belongs to another community")
+    return household
+
+
+# -- beneficiaries --------------------------------------------------------------------------------
+def to_public(b: Beneficiary) -> BeneficiaryPublic:
+    return BeneficiaryPublic(
+        id=b.id, first_name=b.first_name, father_name=b.father_name, grandfather_name=b.grandfather_name,
+        family_name=b.family_name, sex=b.sex, date_of_birth=b.date_of_birth,  # type: ignore[arg-type]
+        displacement_status=b.displacement_status,  # type: ignore[arg-type]
+        community_id=b.community_id, household_id=b.household_id, district_pcode=b.district_pcode,
+        governorate_pcode=b.governorate_pcode, phone=b.phone, has_national_id=b.national_id_hash is not None,
+        disability=Disability(**b.disability) if b.disability else None,
+        consent=ConsentPublic(obtained_on=b.consent_obtained_on), merged_into_id=b.merged_into_id,
+        version=b.version, created_at=b.created_at, updated_at=b.updated_at,
+    )
+
+
+def _person_name(b: Beneficiary | BeneficiaryCreate) -> PersonName:
+    return PersonName(first_name=b.first_name, father_name=b.father_name,
+                      grandfather_name=b.grandfather_name, family_name=b.family_name)
+
+
+def _has_disability(disability: dict[str, Any] | None) -> bool:
+    return disability is not None and Disability(**disability).has_disability
+
+
+def _snapshot(b: Beneficiary) -> dict[str, Any]:
+    """The pseudonymous facts every beneficiary event carries."""
+    return dict(beneficiary_id=b.id, revision=b.version, sex=b.sex, birth_year=b.birth_year,
+                displacement_status=b.displacement_status, community_id=b.community_id,
+                household_id=b.household_id, district_pcode=b.district_pcode,
+                governorate_pcode=b.governorate_pcode, has_disability=_has_disability(b.disability))
+
+
+async def _lock_block(session: AsyncSession, district_pcode: str, birth_year: int) -> None:
+    """Serialise registrations in one block on PostgreSQL, so two clerks can't both miss each other.
+
+    SQLite transactions already start with BEGIN IMMEDIATE, which serialises all writers.
+    """
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                              {"k": f"beneficiary-block:{district_pcode}:{birth_year}"})
+
+
+async def find_candidates(*, session: AsyncSession, name: PersonName, district_pcode: str, birth_year: int,
+                          exclude_id: str | None = None) -> list[Candidate]:
+    """Probable duplicates: same district and birth year, then scored on the normalised name chain."""
+    stmt = select(Beneficiary).where(Beneficiary.district_pcode == district_pcode,
+                                     Beneficiary.birth_year == birth_year,
+                                     Beneficiary.merged_into_id.is_(None))  # type: ignore[union-attr]
+    if exclude_id:
+        stmt = stmt.where(Beneficiary.id != exclude_id)
+    candidates = []
+    for other in (await session.execute(stmt)).scalars():
+        match = compare(name, _person_name(other))
+        if match.score >= DUPLICATE_THRESHOLD:
+            candidates.append(Candidate(id=other.id, score=round(match.score, 3), reasons=match.reasons))
+    return sorted(candidates, key=lambda c: c.score, reverse=True)
+
+
+async def _national_id_owner(session: AsyncSession, national_id_hash: str) -> Beneficiary | None:
+    stmt = select(Beneficiary).where(Beneficiary.national_id_hash == national_id_hash)
+    return (await session.execute(stmt)).scalars().first()
+
+
+def _national_id_conflict(principal: Principal, owner: Beneficiary) -> Conflict:
+    visible = principal.sees(owner.governorate_pcode)
+    return Conflict("A person with this national ID is already registered", slug="duplicate-national-id",
+                    candidates=[{"id": owner.id, "score": 1.0, "reasons": ["same national ID"]}] if visible else [])
+
+
+async def register(*, session: AsyncSession, outbox: Outbox, settings: CommonSettings, principal: Principal,
+                   data: BeneficiaryCreate) -> Beneficiary:
+    """Register a person, refusing probable duplicates unless the caller confirms they are not one."""
+    community = await _community_for_write(session, principal, data.community_id)
+    if data.household_id:
+        await _household_for_write(session, principal, data.household_id, community.id)
+    birth_year = data.date_of_birth.year
+    await _lock_block(session, community.district_pcode, birth_year)
+
+    nid_hash = keyed_hash(settings, data.national_id) if data.national_id else None
+    if nid_hash and (owner := await _national_id_owner(session, nid_hash)) is not None:
+        raise _national_id_conflict(principal, owner)
+    if not data.confirm_not_duplicate:
+        candidates = await find_candidates(session=session, name=_person_name(data),
+                                           district_pcode=community.district_pcode, birth_year=birth_year)
+        # Candidates share the district, hence the governorate: the caller may see them.
+        if candidates:
+            raise Conflict("This person may already be registered. Check the candidates, or send the "
+                           'request again with "confirm_not_duplicate": true.', slug="probable-duplicate",
+                           candidates=[c.model_dump() for c in candidates])
+
+    now = utcnow()
+    beneficiary = Beneficiary(
+        **data.model_dump(include={"first_name", "father_name", "grandfather_name", "family_name", "sex",
+                                   "date_of_birth", "displacement_status", "household_id", "phone"}),
+        search_key=search_key(_person_name(data)), birth_year=birth_year, community_id=community.id,
+        district_pcode=community.district_pcode, governorate_pcode=community.governorate_pcode,
+        national_id_hash=nid_hash, disability=data.disability.model_dump() if data.disability else None,
+        consent_obtained_on=data.consent.obtained_on, created_at=now, updated_at=now,
+    )
+    session.add(beneficiary)
+    audit(session, principal=principal, entity="beneficiary", entity_id=beneficiary.id, action="registered",
+          fields=data.model_fields_set - {"confirm_not_duplicate"})
+    outbox.emit(session, BeneficiaryRegistered(**_snapshot(beneficiary), registered_at=now),
+                subject_id=beneficiary.id)
+    await session.flush()
+    return beneficiary
+
+
+async def get_beneficiary(*, session: AsyncSession, principal: Principal, beneficiary_id: str) -> Beneficiary:
+    """A beneficiary in the caller's scope, else NotFound (out of scope looks like absent)."""
+    beneficiary = await session.get(Beneficiary, beneficiary_id)
+    if beneficiary is None or not principal.sees(beneficiary.governorate_pcode):
+        raise NotFound(f"No beneficiary {beneficiary_id}")
+    return beneficiary
+
+
+def list_beneficiaries_query(*, principal: Principal, community_id: str | None, governorate: str | None,
+                             displacement_status: str | None, q: str | None,
+                             include_merged: bool) -> Select[Any]:
+    stmt = select(Beneficiary)
+    scope = principal.scope_filter()
+    if scope is not None:
+        stmt = stmt.where(Beneficiary.governorate_pcode.in_(scope))
+    if community_id:
+        stmt = stmt.where(Beneficiary.community_id == community_id)
+    if governorate:
+        stmt = stmt.where(Beneficiary.governorate_pcode == governorate)
+    if displacement_status:
+        stmt = stmt.where(Beneficiary.displacement_status == displacement_status)
+    if not include_merged:
+        stmt = stmt.where(Beneficiary.merged_into_id.is_(None))  # type: ignore[union-attr]
+    for token in normalize(q or "").split():
+        # Every query token must appear in the normalised name chain (Arabic or Latin, any variant).
+        stmt = stmt.where(Beneficiary.search_key.contains(token, autoescape=True))  # type: ignore[attr-defined]
+    return stmt
+
+
+_PLAIN_FIELDS = ("first_name", "father_name", "grandfather_name", "family_name", "sex", "date_of_birth",
+                 "displacement_status", "phone")
+
+
+async def update(*, session: AsyncSession, outbox: Outbox, settings: CommonSettings, principal: Principal,
+                 beneficiary: Beneficiary, data: BeneficiaryUpdate) -> Beneficiary:
+    """Apply a partial update (the caller has checked If-Match); records which fields changed."""
+    if beneficiary.merged_into_id:
+        raise Conflict(f"This record was merged into {beneficiary.merged_into_id}; update that one")
+    changed: set[str] = set()
+    fields = data.model_fields_set
+    for name in _PLAIN_FIELDS:
+        if name in fields and getattr(beneficiary, name) != getattr(data, name):
+            setattr(beneficiary, name, getattr(data, name))
+            changed.add(name)
+    if "community_id" in fields and data.community_id != beneficiary.community_id:
+        community = await _community_for_write(session, principal, data.community_id or "")
+        beneficiary.community_id = community.id
+        beneficiary.district_pcode = community.district_pcode
+        beneficiary.governorate_pcode = community.governorate_pcode
+        changed.add("community_id")
+        if "household_id" not in fields:
+            beneficiary.household_id = None
+    if "household_id" in fields and data.household_id != beneficiary.household_id:
+        if data.household_id:
+            await _household_for_write(session, principal, data.household_id, beneficiary.community_id)
+        beneficiary.household_id = data.household_id
+        changed.add("household_id")
+    if "disability" in fields:
+        new = data.disability.model_dump() if data.disability else None
+        if new != beneficiary.disability:
+            beneficiary.disability = new
+            changed.add("disability")
+    if "national_id" in fields:
+        new_hash = keyed_hash(settings, data.national_id) if data.national_id else None
+        if new_hash != beneficiary.national_id_hash:
+            if new_hash and (owner := await _national_id_owner(session, new_hash)) is not None:
+                raise _national_id_conflict(principal, owner)
+            beneficiary.national_id_hash = new_hash
+            changed.add("national_id")
+    if not changed:
+        return beneficiary
+    beneficiary.birth_year = beneficiary.date_of_birth.year
+    beneficiary.search_key = search_key(_person_name(beneficiary))
+    beneficiary.version += 1
+    beneficiary.updated_at = utcnow()
+    session.add(beneficiary)
+    audit(session, principal=principal, entity="beneficiary", entity_id=beneficiary.id, action="updated",
+          fields=changed)
+    outbox.emit(session, BeneficiaryUpdated(**_snapshot(beneficiary), changed_fields=sorted(changed)),
+                subject_id=beneficiary.id)
+    await session.flush()
+    return beneficiary
+
+
+async def merge(*, session: AsyncSession, outbox: Outbox, principal: Principal, survivor_id: str,
+                duplicate_id: str) -> Beneficiary:
+    """Fold ``duplicate_id`` into ``survivor_id``: from then on everything counts them as one person."""
+    if survivor_id == duplicate_id:
+        raise _field_error("duplicate_id", "a record cannot be merged into itself")
+    survivor = await get_beneficiary(session=session, principal=principal, beneficiary_id=survivor_id)
+    try:
+        duplicate = await get_beneficiary(session=session, principal=principal, beneficiary_id=duplicate_id)
+    except NotFound:
+        raise _field_error("duplicate_id", f"unknown beneficiary {duplicate_id!r}") from None
+    if survivor.merged_into_id:
+        raise Conflict(f"{survivor_id} was itself merged into {survivor.merged_into_id}")
+    if duplicate.merged_into_id:
+        raise Conflict(f"{duplicate_id} was already merged into {duplicate.merged_into_id}")
+    now = utcnow()
+    # Records already folded into the duplicate now point at the survivor.
+    folded: Sequence[Beneficiary] = (await session.execute(
+        select(Beneficiary).where(Beneficiary.merged_into_id == duplicate.id))).scalars().all()
+    for record in folded:
+        record.merged_into_id = survivor.id
+    survivor_fields = {"merged_from"}
+    if survivor.national_id_hash is None and duplicate.national_id_hash is not None:
+        survivor.national_id_hash, duplicate.national_id_hash = duplicate.national_id_hash, None
+        await session.flush()
+        survivor_fields.add("national_id")
+    duplicate.merged_into_id = survivor.id
+    for record in (survivor, duplicate):
+        record.version += 1
+        record.updated_at = now
+    audit(session, principal=principal, entity="beneficiary", entity_id=duplicate.id, action="merged_into",
+          fields={"merged_into_id"})
+    audit(session, principal=principal, entity="beneficiary", entity_id=survivor.id, action="merged",
+          fields=survivor_fields)
+    outbox.emit(session, BeneficiaryMerged(beneficiary_id=survivor.id, duplicate_id=duplicate.id, merged_at=now),
+                subject_id=survivor.id)
+    await session.flush()
+    return survivor
+

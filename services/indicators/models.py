@@ -1,0 +1,62 @@
+"""Pseudonymous projections kept by the indicators service (fed only by events)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlmodel import Field, SQLModel
+
+
+class Person(SQLModel, table=True):
+    """One registered person: no names, phones or IDs, only what disaggregation needs.
+
+    A row may exist before its registration arrives (an update or merge came first):
+    ``registered`` says whether the registration itself has been seen.
+    """
+
+    __tablename__ = "persons"
+
+    beneficiary_id: str = Field(primary_key=True, max_length=36)
+    registered: bool = False
+    revision: int = 0
+    sex: str | None = Field(default=None, max_length=8)
+    birth_year: int | None = None
+    displacement_status: str | None = Field(default=None, max_length=16)
+    has_disability: bool | None = None
+    community_id: str | None = Field(default=None, max_length=36)
+    household_id: str | None = Field(default=None, max_length=36)
+    district_pcode: str | None = Field(default=None, max_length=16)
+    governorate_pcode: str | None = Field(default=None, max_length=16, index=True)
+    registered_at: datetime | None = None
+    merged_into_id: str | None = Field(default=None, max_length=36, index=True)
+
+
+class CommunityRef(SQLModel, table=True):
+    __tablename__ = "community_refs"
+
+    community_id: str = Field(primary_key=True, max_length=36)
+    district_pcode: str = Field(max_length=16)
+    governorate_pcode: str = Field(max_length=16, index=True)
+
+
+class Assistance(SQLModel, table=True):
+    """Direct assistance to a person: a grant disbursement or a completed training (fed by those services)."""
+
+    __tablename__ = "assistance"
+
+    source_id: str = Field(primary_key=True, max_length=80)  # e.g. "disbursement:<id>", "enrolment:<id>"
+    person_id: str = Field(max_length=36, index=True)
+    kind: str = Field(max_length=32)
+    on: date
+
+
+class InfrastructureProject(SQLModel, table=True):
+    __tablename__ = "infrastructure_projects"
+
+    project_id: str = Field(primary_key=True, max_length=36)
+    community_id: str = Field(max_length=36)
+    catchment_population: int = 0
+    completed_on: date | None = None
+
+
+PROJECTION_TABLES: tuple[type[SQLModel], ...] = (Person, CommunityRef, Assistance, InfrastructureProject)

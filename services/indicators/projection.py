@@ -1,0 +1,96 @@
+"""Event handlers that keep the projections. Each runs inside the consumer's transaction.
+
+Events from different services may arrive in any order; every handler is written so that the
+final state does not depend on it (revisions for updates, placeholders for unseen people).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.indicators.models import CommunityRef, Person
+from shared.consumer import EventApplier, Handler
+from shared.events import (
+    BeneficiaryMerged,
+    BeneficiaryRegistered,
+    BeneficiaryUpdated,
+    CloudEvent,
+    CommunityCreated,
+)
+
+_SNAPSHOT_FIELDS = ("sex", "birth_year", "displacement_status", "has_disability", "community_id", "household_id",
+                    "district_pcode", "governorate_pcode")
+
+
+async def _person(session: AsyncSession, beneficiary_id: str) -> Person:
+    person = await session.get(Person, beneficiary_id)
+    if person is None:
+        person = Person(beneficiary_id=beneficiary_id)
+        session.add(person)
+    return person
+
+
+def _apply_snapshot(person: Person, data: BeneficiaryRegistered | BeneficiaryUpdated) -> None:
+    if data.revision > person.revision:
+        for name in _SNAPSHOT_FIELDS:
+            setattr(person, name, getattr(data, name))
+        person.revision = data.revision
+
+
+async def on_registered(session: AsyncSession, event: CloudEvent) -> None:
+    data: BeneficiaryRegistered = event.parse(BeneficiaryRegistered)
+    person = await _person(session, data.beneficiary_id)
+    _apply_snapshot(person, data)
+    person.registered = True
+    person.registered_at = data.registered_at
+
+
+async def on_updated(session: AsyncSession, event: CloudEvent) -> None:
+    data: BeneficiaryUpdated = event.parse(BeneficiaryUpdated)
+    person = await _person(session, data.beneficiary_id)
+    _apply_snapshot(person, data)
+    person.registered = True  # an update proves the registration happened, even if not yet seen
+
+
+async def _survivor(session: AsyncSession, beneficiary_id: str) -> str:
+    """Follow merges to the record that now stands for this person."""
+    seen = {beneficiary_id}
+    current = await session.get(Person, beneficiary_id)
+    while current is not None and current.merged_into_id and current.merged_into_id not in seen:
+        seen.add(current.merged_into_id)
+        beneficiary_id = current.merged_into_id
+        current = await session.get(Person, beneficiary_id)
+    return beneficiary_id
+
+
+async def on_merged(session: AsyncSession, event: CloudEvent) -> None:
+    data: BeneficiaryMerged = event.parse(BeneficiaryMerged)
+    survivor = await _survivor(session, data.beneficiary_id)
+    if survivor == data.duplicate_id:
+        return
+    duplicate = await _person(session, data.duplicate_id)
+    duplicate.merged_into_id = survivor
+    await session.flush()
+    # Whatever had been folded into the duplicate now points straight at the survivor.
+    await session.execute(update(Person).where(Person.merged_into_id == data.duplicate_id)
+                          .values(merged_into_id=survivor))
+
+
+async def on_community_created(session: AsyncSession, event: CloudEvent) -> None:
+    data: CommunityCreated = event.parse(CommunityCreated)
+    if await session.get(CommunityRef, data.community_id) is None:
+        session.add(CommunityRef(community_id=data.community_id, district_pcode=data.district_pcode,
+                                 governorate_pcode=data.governorate_pcode))
+
+
+HANDLERS: dict[str, Handler] = {
+    BeneficiaryRegistered.event_type(): on_registered,
+    BeneficiaryUpdated.event_type(): on_updated,
+    BeneficiaryMerged.event_type(): on_merged,
+    CommunityCreated.event_type(): on_community_created,
+}
+
+
+def make_applier() -> EventApplier:
+    return EventApplier("indicators", HANDLERS)

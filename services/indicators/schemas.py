@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from shared.db import UtcDatetime
+
+
+class Summary(BaseModel):
+    individuals_directly_assisted: int = Field(
+        description="Distinct persons (merges applied) with at least one grant disbursement or completed training.")
+    individuals_benefiting_from_infrastructure: int = Field(
+        description="Sum of catchment_population over projects that reached `completed`.")
+    communities_reached: int = Field(
+        description="Distinct communities with a directly assisted resident or a completed infrastructure project.")
+    beneficiaries_registered: int = Field(description="Registered persons, merges applied.")
+    as_of: UtcDatetime = Field(description="When the newest event behind these figures was applied.")
+
+
+class PublicSummary(BaseModel):
+    individuals_directly_assisted: int
+    individuals_benefiting_from_infrastructure: int
+    communities_reached: int
+    as_of: UtcDatetime
+
+
+class DeadLetterPublic(BaseModel):
+    id: int
+    event_id: str | None
+    subject: str
+    error: str
+    deliveries: int
+    created_at: UtcDatetime

@@ -1,0 +1,89 @@
+"""Indicator figures computed from the projections, and the rebuild from the stream."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import delete, func, literal_column, select, union
+from sqlalchemy.orm import aliased
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.indicators.models import (
+    PROJECTION_TABLES,
+    Assistance,
+    CommunityRef,
+    InfrastructureProject,
+    Person,
+)
+from shared.bus import Bus
+from shared.consumer import EventApplier, ProcessedEvent, read_stream
+from shared.db import utcnow
+from shared.events import CloudEvent
+from shared.settings import CommonSettings
+
+
+def _in(column: Any, governorates: frozenset[str] | None) -> Any:
+    return column.in_(governorates) if governorates is not None else literal_column("1") == 1
+
+
+async def summary(*, session: AsyncSession, governorates: frozenset[str] | None) -> dict[str, Any]:
+    """Headline figures, restricted to ``governorates`` (None for the whole programme)."""
+    registered = (await session.execute(
+        select(func.count()).select_from(Person).where(
+            Person.registered.is_(True), Person.merged_into_id.is_(None),  # type: ignore[attr-defined,union-attr]
+            _in(Person.governorate_pcode, governorates)))).scalar_one()
+
+    # Direct assistance counts the person a record now stands for (merges applied).
+    recipient = aliased(Person)
+    survivor_id = func.coalesce(recipient.merged_into_id, Assistance.person_id)
+    survivor = aliased(Person)
+    assisted = (select(survivor_id.label("person_id"))
+                .select_from(Assistance)
+                .join(recipient, recipient.beneficiary_id == Assistance.person_id, isouter=True)
+                .subquery())
+    assisted_people = (select(assisted.c.person_id, survivor.community_id, survivor.governorate_pcode)
+                       .distinct()
+                       .join(survivor, survivor.beneficiary_id == assisted.c.person_id, isouter=True)
+                       .where(_in(survivor.governorate_pcode, governorates))
+                       .subquery())
+    directly_assisted = (await session.execute(
+        select(func.count()).select_from(assisted_people))).scalar_one()
+
+    completed = (select(InfrastructureProject.community_id, InfrastructureProject.catchment_population)
+                 .join(CommunityRef, CommunityRef.community_id == InfrastructureProject.community_id, isouter=True)
+                 .where(InfrastructureProject.completed_on.is_not(None),  # type: ignore[union-attr]
+                        _in(CommunityRef.governorate_pcode, governorates))
+                 .subquery())
+    infrastructure = (await session.execute(
+        select(func.coalesce(func.sum(completed.c.catchment_population), 0)))).scalar_one()
+
+    reached = union(
+        select(assisted_people.c.community_id).where(assisted_people.c.community_id.is_not(None)),
+        select(completed.c.community_id),
+    ).subquery()
+    communities = (await session.execute(select(func.count()).select_from(reached))).scalar_one()
+
+    last_applied = (await session.execute(select(func.max(ProcessedEvent.processed_at)))).scalar_one()
+    return {
+        "individuals_directly_assisted": int(directly_assisted),
+        "individuals_benefiting_from_infrastructure": int(infrastructure),
+        "communities_reached": int(communities),
+        "beneficiaries_registered": int(registered),
+        "as_of": last_applied or utcnow(),
+    }
+
+
+async def rebuild(*, session: AsyncSession, bus: Bus, settings: CommonSettings, applier: EventApplier,
+                  progress: Callable[[int, int], None] | None = None) -> int:
+    """Empty the projections and replay the whole stream into them, in the caller's transaction.
+
+    Readers keep seeing the old figures until the caller commits; returns the events applied.
+    """
+    for table in (*PROJECTION_TABLES, ProcessedEvent):
+        await session.execute(delete(table))
+
+    async def apply(event: CloudEvent) -> None:
+        await applier.apply(session, event)
+
+    return await read_stream(bus, settings, apply, progress=progress)
