@@ -50,7 +50,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     async def run() -> None:
         for name in names:
             module = service_module(name)
-            settings = module.create_app().state.settings
+            settings = module.Settings()
             engine = create_engine(settings)
             try:
                 await upgrade(engine, settings, module.MIGRATIONS)

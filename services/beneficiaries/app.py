@@ -11,6 +11,7 @@ from services.beneficiaries.routes import routers
 from shared.app import ServiceSpec, create_service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+Settings = BeneficiariesSettings
 
 
 def create_app(settings: BeneficiariesSettings | None = None) -> FastAPI:

@@ -13,6 +13,7 @@ from shared.app import ServiceSpec, create_service_app
 from shared.consumer import EventConsumer
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+Settings = IndicatorsSettings
 
 
 def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:

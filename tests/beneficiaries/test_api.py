@@ -1,0 +1,281 @@
+"""The beneficiaries service over HTTP: auth, scope, validation, duplicates, idempotency, ETags, merge."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from services.beneficiaries.app import create_app
+from services.beneficiaries.config import BeneficiariesSettings
+from services.beneficiaries.models import Beneficiary
+from shared.audit import AuditEntry
+from shared.outbox import OutboxMessage
+from tests.conftest import Env, running
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+async def api(env: Env) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+    app = create_app(env.settings(BeneficiariesSettings))
+    async with running(app) as client:
+        yield client, app
+
+
+def person(community_id: str, **overrides: Any) -> dict[str, Any]:
+    body = {"first_name": "أحمد", "father_name": "علي", "grandfather_name": "حسن", "sex": "male",
+            "date_of_birth": "1988-04-02", "displacement_status": "returnee", "community_id": community_id,
+            "consent": {"given": True, "obtained_on": "2026-11-01"}}
+    body.update(overrides)
+    return body
+
+
+async def community(client: httpx.AsyncClient, env: Env, district: str = "IQG15Q05") -> str:
+    resp = await client.post("/api/v1/communities", json={"name": "Hamdaniya centre", "district_pcode": district},
+                             headers=env.token("case_worker"))
+    assert resp.status_code == 201, resp.text
+    return resp.json()["id"]
+
+
+def assert_problem(resp: httpx.Response, status: int) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"] == PROBLEM
+    body = resp.json()
+    assert body["status"] == status and body["title"] and body["type"] and "detail" in body
+    assert "Traceback" not in resp.text
+    return body
+
+
+async def count(app: Any, model: Any) -> int:
+    async with app.state.sessionmaker() as session:
+        return (await session.execute(select(func.count()).select_from(model))).scalar_one()
+
+
+async def test_locations_gazetteer(api: Any, env: Env) -> None:
+    client, _ = api
+    resp = await client.get("/api/v1/locations/governorates", headers=env.token("viewer"))
+    governorates = resp.json()
+    assert len(governorates) == 18 and {"pcode": "IQG15", "name_en": "Ninewa"} in governorates
+    resp = await client.get("/api/v1/locations/districts?governorate=IQG15", headers=env.token("viewer"))
+    assert {"pcode": "IQG15Q05", "name_en": "Al-Mosul", "parent_pcode": "IQG15"} in resp.json()
+    assert_problem(await client.get("/api/v1/locations/districts?governorate=XX1", headers=env.token("viewer")), 422)
+
+
+async def test_no_token_bad_token_wrong_role(api: Any, env: Env) -> None:
+    client, _ = api
+    body = assert_problem(await client.get("/api/v1/beneficiaries"), 401)
+    assert body["type"] == "urn:crp:problem:unauthorized"
+    assert_problem(await client.get("/api/v1/beneficiaries", headers={"Authorization": "Bearer nonsense"}), 401)
+    import jwt
+    unsigned = jwt.encode({"sub": "x", "roles": ["admin"], "governorates": ["*"], "exp": 9999999999,
+                           "iss": "crp-dev", "aud": "crp-api"}, key=None, algorithm="none")
+    assert_problem(await client.get("/api/v1/beneficiaries", headers={"Authorization": f"Bearer {unsigned}"}), 401)
+    assert_problem(await client.get("/api/v1/beneficiaries", headers=env.token("viewer")), 403)
+    assert_problem(await client.post("/api/v1/beneficiaries", json={}, headers=env.token("me_officer")), 403)
+
+
+async def test_bad_input_is_problem_json(api: Any, env: Env) -> None:
+    client, _ = api
+    headers = env.token("case_worker")
+    body = assert_problem(await client.post("/api/v1/communities", json={"name": "X", "district_pcode": "IQG99Q01"},
+                                            headers=headers), 422)
+    assert body["errors"][0]["loc"] == ["body", "district_pcode"]
+    community_id = await community(client, env)
+    no_consent = person(community_id)
+    del no_consent["consent"]
+    body = assert_problem(await client.post("/api/v1/beneficiaries", json=no_consent, headers=headers), 422)
+    assert any(e["loc"][-1] == "consent" for e in body["errors"])
+    refused = person(community_id, consent={"given": False, "obtained_on": "2026-11-01"})
+    assert_problem(await client.post("/api/v1/beneficiaries", json=refused, headers=headers), 422)
+    bad = person(community_id, sex="x", date_of_birth="3000-01-01", disability={"seeing": 7})
+    body = assert_problem(await client.post("/api/v1/beneficiaries", json=bad, headers=headers), 422)
+    assert {e["loc"][-1] for e in body["errors"]} >= {"sex", "date_of_birth"}
+    assert_problem(await client.post("/api/v1/beneficiaries", json=person("no-such-community"), headers=headers), 422)
+    assert_problem(await client.post("/api/v1/beneficiaries", content=b"{not json",
+                                     headers={**headers, "content-type": "application/json"}), 422)
+    assert_problem(await client.get("/api/v1/nowhere", headers=headers), 404)
+    assert_problem(await client.get("/api/v1/beneficiaries/does-not-exist", headers=headers), 404)
+
+
+async def test_register_get_and_audit(api: Any, env: Env) -> None:
+    client, app = api
+    headers = env.token("case_worker", sub="clerk-7")
+    community_id = await community(client, env)
+    resp = await client.post("/api/v1/beneficiaries", headers=headers, json=person(
+        community_id, phone="+964 770 123 4567", national_id="1987-445566",
+        disability={"seeing": 1, "hearing": 1, "walking": 3, "cognition": 1, "self_care": 1, "communication": 1}))
+    assert resp.status_code == 201, resp.text
+    created = resp.json()
+    assert created["governorate_pcode"] == "IQG15" and created["district_pcode"] == "IQG15Q05"
+    assert created["has_national_id"] is True and "national_id" not in created
+    assert resp.headers["etag"] and resp.headers["location"].endswith(created["id"])
+    got = await client.get(f"/api/v1/beneficiaries/{created['id']}", headers=headers)
+    assert got.status_code == 200 and got.json()["first_name"] == "أحمد"
+    async with app.state.sessionmaker() as session:
+        stored = await session.get(Beneficiary, created["id"])
+        assert stored.national_id_hash and "445566" not in stored.national_id_hash
+        entries = (await session.execute(select(AuditEntry).where(AuditEntry.entity_id == created["id"]))).scalars()
+        entry = entries.one()
+        assert entry.actor == "clerk-7" and entry.action == "registered"
+        assert "national_id" in entry.fields and "445566" not in entry.fields
+        outbox = (await session.execute(select(OutboxMessage))).scalars().all()
+    payloads = b" ".join(m.payload for m in outbox)
+    for secret in ("أحمد".encode(), b"445566", b"770", "علي".encode()):
+        assert secret not in payloads
+
+
+async def test_probable_duplicate_then_confirm(api: Any, env: Env) -> None:
+    client, app = api
+    headers = env.token("case_worker")
+    community_id = await community(client, env)
+    first = await client.post("/api/v1/beneficiaries", json=person(community_id), headers=headers)
+    assert first.status_code == 201
+    again = person(community_id, first_name="احمد")  # hamza dropped, same father and birth year
+    body = assert_problem(await client.post("/api/v1/beneficiaries", json=again, headers=headers), 409)
+    assert body["candidates"][0]["id"] == first.json()["id"]
+    assert body["candidates"][0]["score"] > 0.8 and body["candidates"][0]["reasons"]
+    assert await count(app, Beneficiary) == 1
+    confirmed = await client.post("/api/v1/beneficiaries", json={**again, "confirm_not_duplicate": True},
+                                  headers=headers)
+    assert confirmed.status_code == 201
+    other = person(community_id, first_name="أحمد", father_name="كريم", grandfather_name="جاسم")
+    assert (await client.post("/api/v1/beneficiaries", json=other, headers=headers)).status_code == 201
+    elsewhere = person(await community(client, env, "IQG15Q01"))  # another district: another block
+    assert (await client.post("/api/v1/beneficiaries", json=elsewhere, headers=headers)).status_code == 201
+
+
+async def test_same_national_id_is_always_409(api: Any, env: Env) -> None:
+    client, app = api
+    headers = env.token("case_worker")
+    community_id = await community(client, env)
+    first = await client.post("/api/v1/beneficiaries", json=person(community_id, national_id="١٢٣٤٥٦٧٨"),
+                              headers=headers)
+    assert first.status_code == 201
+    # Another person entirely, same ID typed with ASCII digits and spaces, even when confirmed.
+    dup = person(community_id, first_name="Zainab", father_name="Kadhim", sex="female", national_id="1234 5678",
+                 confirm_not_duplicate=True)
+    body = assert_problem(await client.post("/api/v1/beneficiaries", json=dup, headers=headers), 409)
+    assert body["candidates"] == [{"id": first.json()["id"], "score": 1.0, "reasons": ["same national ID"]}]
+    assert await count(app, Beneficiary) == 1
+
+
+async def test_governorate_scope_hides_records(api: Any, env: Env) -> None:
+    client, _ = api
+    community_id = await community(client, env)  # Ninewa (IQG15)
+    created = (await client.post("/api/v1/beneficiaries", json=person(community_id),
+                                 headers=env.token("case_worker"))).json()
+    anbar = env.token("case_worker", governorates=("IQG01",))
+    assert_problem(await client.get(f"/api/v1/beneficiaries/{created['id']}", headers=anbar), 404)
+    assert_problem(await client.get(f"/api/v1/communities/{community_id}", headers=anbar), 404)
+    assert (await client.get("/api/v1/beneficiaries", headers=anbar)).json()["items"] == []
+    assert_problem(await client.patch(f"/api/v1/beneficiaries/{created['id']}", json={"phone": "+9647701111111"},
+                                      headers={**anbar, "If-Match": "*"}), 404)
+    assert_problem(await client.post("/api/v1/beneficiaries", json=person(community_id, first_name="Sara"),
+                                     headers=anbar), 422)
+    ninewa = env.token("case_worker", governorates=("IQG15",))
+    assert (await client.get(f"/api/v1/beneficiaries/{created['id']}", headers=ninewa)).status_code == 200
+    assert len((await client.get("/api/v1/beneficiaries", headers=ninewa)).json()["items"]) == 1
+
+
+async def test_idempotency_key_replays_without_second_effect(api: Any, env: Env) -> None:
+    client, app = api
+    headers = {**env.token("case_worker"), "Idempotency-Key": "reg-0001"}
+    community_id = await community(client, env)
+    body = person(community_id)
+    first = await client.post("/api/v1/beneficiaries", json=body, headers=headers)
+    outbox_rows = await count(app, OutboxMessage)
+    replay = await client.post("/api/v1/beneficiaries", json=body, headers=headers)
+    assert first.status_code == replay.status_code == 201
+    assert replay.json() == first.json() and replay.headers["etag"] == first.headers["etag"]
+    assert replay.headers["idempotency-replayed"] == "true"
+    assert await count(app, Beneficiary) == 1
+    assert await count(app, OutboxMessage) == outbox_rows  # no second event either
+    other = await client.post("/api/v1/beneficiaries", json={**body, "first_name": "Omar"}, headers=headers)
+    assert_problem(other, 422)
+
+
+async def test_patch_needs_if_match(api: Any, env: Env) -> None:
+    client, app = api
+    headers = env.token("case_worker")
+    community_id = await community(client, env)
+    created = await client.post("/api/v1/beneficiaries", json=person(community_id), headers=headers)
+    url = f"/api/v1/beneficiaries/{created.json()['id']}"
+    assert_problem(await client.patch(url, json={"displacement_status": "idp"}, headers=headers), 428)
+    etag = created.headers["etag"]
+    ok = await client.patch(url, json={"displacement_status": "idp"}, headers={**headers, "If-Match": etag})
+    assert ok.status_code == 200 and ok.json()["displacement_status"] == "idp" and ok.json()["version"] == 2
+    assert ok.headers["etag"] != etag
+    stale = await client.patch(url, json={"displacement_status": "host_community"},
+                               headers={**headers, "If-Match": etag})
+    assert_problem(stale, 412)
+    assert (await client.get(url, headers=headers)).json()["displacement_status"] == "idp"
+    assert_problem(await client.patch(url, json={"first_name": None}, headers={**headers, "If-Match": "*"}), 422)
+
+
+async def test_merge_and_search(api: Any, env: Env) -> None:
+    client, app = api
+    worker, manager = env.token("case_worker"), env.token("programme_manager")
+    community_id = await community(client, env)
+    a = (await client.post("/api/v1/beneficiaries", json=person(community_id, first_name="فاطمة", sex="female"),
+                           headers=worker)).json()
+    b = (await client.post("/api/v1/beneficiaries", json=person(community_id, first_name="فاطمه", sex="female",
+                                                                confirm_not_duplicate=True),
+                           headers=worker)).json()
+    assert_problem(await client.post(f"/api/v1/beneficiaries/{a['id']}/merge", json={"duplicate_id": b["id"]},
+                                     headers=worker), 403)
+    merged = await client.post(f"/api/v1/beneficiaries/{a['id']}/merge", json={"duplicate_id": b["id"]},
+                               headers=manager)
+    assert merged.status_code == 200, merged.text
+    assert (await client.get(f"/api/v1/beneficiaries/{b['id']}", headers=worker)).json()["merged_into_id"] == a["id"]
+    again = await client.post(f"/api/v1/beneficiaries/{a['id']}/merge", json={"duplicate_id": b["id"]},
+                              headers=manager)
+    assert_problem(again, 409)
+    found = (await client.get("/api/v1/beneficiaries", params={"q": "فاطمة"}, headers=worker)).json()["items"]
+    assert [p["id"] for p in found] == [a["id"]]  # the merged record is hidden by default
+    listed = await client.get("/api/v1/beneficiaries", params={"q": "فاطمه", "include_merged": "true"},
+                              headers=worker)
+    assert {p["id"] for p in listed.json()["items"]} == {a["id"], b["id"]}
+    assert (await client.get("/api/v1/beneficiaries", params={"q": "Zainab"}, headers=worker)).json()["items"] == []
+
+
+async def test_cursor_pagination(api: Any, env: Env) -> None:
+    client, _ = api
+    headers = env.token("case_worker")
+    community_id = await community(client, env)
+    for i in range(5):
+        resp = await client.post("/api/v1/beneficiaries", headers=headers, json=person(
+            community_id, first_name=f"Name{i}", father_name=f"Father{i}", date_of_birth=f"199{i}-01-01"))
+        assert resp.status_code == 201
+    seen: list[str] = []
+    url: str | None = "/api/v1/beneficiaries?limit=2"
+    pages = 0
+    while url:
+        resp = await client.get(url, headers=headers)
+        page = resp.json()
+        seen += [p["id"] for p in page["items"]]
+        pages += 1
+        if page["next_cursor"]:
+            assert 'rel="next"' in resp.headers["link"]
+            url = f"/api/v1/beneficiaries?limit=2&cursor={page['next_cursor']}"
+        else:
+            assert "link" not in resp.headers
+            url = None
+    assert pages == 3 and len(seen) == len(set(seen)) == 5
+    assert_problem(await client.get("/api/v1/beneficiaries?limit=501", headers=headers), 422)
+    assert_problem(await client.get("/api/v1/beneficiaries?cursor=@@@", headers=headers), 422)
+
+
+async def test_health_and_metrics(api: Any, env: Env) -> None:
+    client, _ = api
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"
+    resp = await client.get("/api/v1/locations/governorates", headers={**env.token("viewer"), "X-Request-ID": "abc-1"})
+    assert resp.headers["x-request-id"] == "abc-1"
+    assert (await client.get("/healthz")).headers["x-request-id"]
+    metrics = (await client.get("/metrics")).text
+    assert 'crp_http_requests_total{method="GET",route="/api/v1/locations/governorates"' in metrics
