@@ -1,0 +1,180 @@
+"""End to end: `crp dev` starts the real processes (NATS, services, gateway); we talk through the gateway."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.settings import SERVICE_ORDER
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+CRP = [sys.executable, "-m", "services.cli"]
+
+
+def free_block(size: int = len(SERVICE_ORDER) + 1) -> int:
+    """A base port P such that P..P+size-1 are all free."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + size >= 65535:
+            continue
+        try:
+            socks = []
+            for port in range(base, base + size):
+                sock = socket.socket()
+                sock.bind(("127.0.0.1", port))
+                socks.append(sock)
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no free port block")
+
+
+class RunningPlatform:
+    def __init__(self, proc: subprocess.Popen[str], port: int, output: list[str]) -> None:
+        self.proc = proc
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.output = output
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    port = free_block()
+    data_dir = tmp_path_factory.mktemp("crp-dev")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRP_")}  # the embedded defaults
+    proc = subprocess.Popen([*CRP, "dev", "--port", str(port), "--data-dir", str(data_dir)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output: list[str] = []
+    deadline = time.monotonic() + 120
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            logs = "".join(p.read_text()[-3000:] for p in (data_dir / "logs").glob("*.log"))
+            raise AssertionError(f"crp dev exited early: {''.join(output)}\n{logs}")
+        output.append(line)
+        if line.startswith("Press Ctrl-C"):
+            break
+    running = RunningPlatform(proc, port, output)
+    yield running
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def token(*roles: str, governorates: tuple[str, ...] = ()) -> str:
+    argv = [*CRP, "token", *(a for r in roles for a in ("--role", r)),
+            *(a for g in governorates for a in ("--governorate", g))]
+    return subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def auth(*roles: str, **kw: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(*roles, **kw)}"}
+
+
+def wait_for(check: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s; last {value!r}")
+        time.sleep(0.05)
+
+
+def test_dev_prints_every_url(platform: RunningPlatform) -> None:
+    text = "".join(platform.output)
+    assert f"gateway        http://127.0.0.1:{platform.port}" in text
+    for offset, name in enumerate(SERVICE_ORDER, start=1):
+        assert re.search(rf"{name}\s+(http://127.0.0.1:{platform.port + offset}|not built yet)", text), name
+    assert f"beneficiaries  http://127.0.0.1:{platform.port + 1}" in text
+
+
+def test_register_through_gateway_moves_indicators(platform: RunningPlatform) -> None:
+    headers = auth("programme_manager")
+    with httpx.Client(base_url=platform.url, headers=headers, timeout=10) as client:
+        before = client.get("/api/v1/indicators/summary").json()["beneficiaries_registered"]
+        community = client.post("/api/v1/communities", json={"name": "Tel Kaif", "district_pcode": "IQG15Q06"})
+        assert community.status_code == 201, community.text
+        community_id = community.json()["id"]
+        assert community.json()["governorate_pcode"] == "IQG15"
+        ids = []
+        for i in range(5):
+            resp = client.post("/api/v1/beneficiaries", json={
+                "first_name": f"Person{i}", "father_name": f"Father{i}", "sex": "female",
+                "date_of_birth": f"19{70 + i}-05-05", "displacement_status": "idp", "community_id": community_id,
+                "consent": {"given": True, "obtained_on": "2026-11-20"}})
+            assert resp.status_code == 201, resp.text
+            assert resp.headers["x-request-id"]
+            ids.append(resp.json()["id"])
+        started = time.monotonic()
+        wait_for(lambda: client.get("/api/v1/indicators/summary").json()["beneficiaries_registered"] == before + 5)
+        lag = time.monotonic() - started
+        assert lag < 10  # the contract's 2 s is measured by bench/register.py, not asserted here
+        duplicate = client.post("/api/v1/beneficiaries", json={
+            "first_name": "person0", "father_name": "Father0", "sex": "female", "date_of_birth": "1970-01-01",
+            "displacement_status": "idp", "community_id": community_id,
+            "consent": {"given": True, "obtained_on": "2026-11-20"}})
+        assert duplicate.status_code == 409 and duplicate.json()["candidates"][0]["id"] == ids[0]
+        assert client.get(f"/api/v1/beneficiaries/{ids[0]}", headers={"X-Request-ID": "e2e-42"}
+                          ).headers["x-request-id"] == "e2e-42"
+
+
+def test_gateway_guards_and_contract(platform: RunningPlatform) -> None:
+    with httpx.Client(base_url=platform.url, timeout=10) as client:
+        unauthorised = client.get("/api/v1/beneficiaries")
+        assert unauthorised.status_code == 401
+        assert unauthorised.headers["content-type"].startswith("application/problem+json")
+        public = client.get("/api/v1/public/indicators/summary")
+        assert public.status_code == 200 and "individuals_directly_assisted" in public.json()
+        scoped = auth("case_worker", governorates=("IQG01",))
+        assert client.get("/api/v1/beneficiaries", headers=scoped).status_code == 200
+        missing = client.get("/api/v1/grants", headers=auth("programme_manager"))
+        assert missing.status_code == 503
+        assert missing.headers["content-type"].startswith("application/problem+json")
+        spec = client.get("/openapi.json").json()
+        assert "/api/v1/beneficiaries" in spec["paths"] and "/api/v1/indicators/summary" in spec["paths"]
+        assert client.get("/readyz").status_code in (200, 503)
+
+
+def test_readme_curl_examples_work_verbatim(platform: RunningPlatform) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Try it", 1)[1]
+    script = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    script = script.replace("127.0.0.1:8000", f"127.0.0.1:{platform.port}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRP_")}
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert '"governorate_pcode":"IQG15"' in out  # the registration
+    assert "urn:crp:problem:probable-duplicate" in out
+    assert '"beneficiaries_registered"' in out and '"individuals_directly_assisted"' in out
+
+
+def test_sigterm_stops_everything(platform: RunningPlatform) -> None:
+    platform.proc.send_signal(signal.SIGTERM)
+    assert platform.proc.wait(30) == 0
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{platform.url}/healthz", timeout=2)
+    for offset in range(1, len(SERVICE_ORDER) + 1):
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{platform.port + offset}/healthz", timeout=2)
