@@ -22,7 +22,7 @@ from shared.settings import SERVICE_ORDER, CommonSettings
 
 def available_services() -> list[str]:
     """Services of the contract that exist in this checkout, in port order."""
-    return [name for name in SERVICE_ORDER if importlib.util.find_spec(f"services.{name}.app") is not None]
+    return [name for name in SERVICE_ORDER if importlib.util.find_spec(f"services.{name}") is not None]
 
 
 def service_module(name: str) -> Any:

@@ -1,0 +1,37 @@
+"""`crp token` and `crp migrate` as an operator runs them."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from shared.auth import TokenVerifier
+from shared.settings import CommonSettings
+
+
+def crp(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CRP_")}
+    return subprocess.run([sys.executable, "-m", "services.cli", *args], env={**base, **(env or {})},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_token_carries_role_scope_and_subject() -> None:
+    result = crp("token", "--role", "case_worker", "--role", "viewer", "--governorate", "IQG15", "--sub", "amina")
+    assert result.returncode == 0, result.stderr
+    principal = TokenVerifier(CommonSettings()).verify_sync(result.stdout.strip())
+    assert principal.sub == "amina" and principal.roles == {"case_worker", "viewer"}
+    assert principal.governorates == {"IQG15"}
+
+
+def test_migrate_creates_each_service_database(tmp_path: Path) -> None:
+    result = crp("migrate", env={"CRP_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    for service, table in (("beneficiaries", "beneficiaries"), ("indicators", "persons")):
+        with sqlite3.connect(tmp_path / f"{service}.db") as db:
+            assert db.execute("select version_num from alembic_version").fetchone() == ("0001",)
+            assert db.execute(f"select count(*) from {table}").fetchone() == (0,)
+    again = crp("migrate", env={"CRP_DATA_DIR": str(tmp_path)})  # idempotent
+    assert again.returncode == 0, again.stderr
