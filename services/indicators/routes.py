@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 
 from services.indicators import service as svc
-from services.indicators.schemas import DeadLetterPublic, PublicSummary, Summary
+from services.indicators.schemas import Breakdown, DeadLetterPublic, PublicSummary, Summary
 from shared.auth import CurrentPrincipal, Principal, require_roles
 from shared.consumer import list_dead_letters, replay_dead_letter
 from shared.db import SessionDep
@@ -37,6 +37,45 @@ async def get_summary(session: SessionDep, principal: CurrentPrincipal,
                       governorate: GovernorateQuery = None) -> Summary:
     """The programme's headline figures, for your governorates or one of them."""
     return Summary(**await svc.summary(session=session, governorates=_scope(principal, governorate)))
+
+
+IndicatorQuery = Annotated[Literal["beneficiaries_registered", "individuals_directly_assisted"],
+                          Query(description="The person indicator to break down.")]
+ByQuery = Annotated[str, Query(examples=["sex,age_group"], description="Comma-separated dimensions: "
+                               + ", ".join(svc.DIMENSIONS))]
+
+SUPPRESS_BELOW = 5
+
+
+def _dimensions(by: str) -> list[str]:
+    dims = [d.strip() for d in by.split(",") if d.strip()]
+    unknown = [d for d in dims if d not in svc.DIMENSIONS]
+    if not dims or unknown or len(set(dims)) != len(dims):
+        raise Unprocessable(f"`by` takes distinct dimensions among {', '.join(svc.DIMENSIONS)}",
+                            errors=[{"loc": ["query", "by"], "msg": f"unknown or repeated: {unknown or dims}"}])
+    return dims
+
+
+@indicators.get("/breakdown", response_model=Breakdown)
+async def get_breakdown(session: SessionDep, principal: CurrentPrincipal, indicator: IndicatorQuery, by: ByQuery,
+                        governorate: GovernorateQuery = None) -> Breakdown:
+    """A person indicator disaggregated by sex, age group, displacement status, place or month."""
+    dims = _dimensions(by)
+    items = await svc.breakdown(session=session, indicator=indicator, by=dims,
+                                governorates=_scope(principal, governorate))
+    return Breakdown(indicator=indicator, by=dims, items=items)
+
+
+@public.get("/breakdown", response_model=Breakdown)
+async def get_public_breakdown(session: SessionDep, indicator: IndicatorQuery, by: ByQuery,
+                               governorate: GovernorateQuery = None) -> Breakdown:
+    """The same for anyone; cells under 5 people are `null` with `"suppressed": true`."""
+    dims = _dimensions(by)
+    items = await svc.breakdown(session=session, indicator=indicator, by=dims, governorates=_scope(None, governorate))
+    for item in items:
+        if item["value"] < SUPPRESS_BELOW:
+            item.update(value=None, suppressed=True)
+    return Breakdown(indicator=indicator, by=dims, items=items)
 
 
 @indicators.get("/dead-letters", response_model=list[DeadLetterPublic])

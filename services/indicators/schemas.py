@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 from shared.db import UtcDatetime
@@ -30,3 +32,11 @@ class DeadLetterPublic(BaseModel):
     error: str
     deliveries: int
     created_at: UtcDatetime
+
+
+class Breakdown(BaseModel):
+    indicator: str
+    by: list[str]
+    items: list[dict[str, Any]] = Field(
+        description='One cell per combination, e.g. {"sex": "female", "age_group": "18-59", "value": 12}; '
+                    'in the public breakdown a cell under 5 is {"value": null, "suppressed": true}.')

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import date
 from typing import Any
 
 from sqlalchemy import delete, func, literal_column, select, union
@@ -19,7 +21,7 @@ from services.indicators.models import (
 from shared.bus import Bus
 from shared.consumer import EventApplier, ProcessedEvent, read_stream
 from shared.db import utcnow
-from shared.events import CloudEvent
+from shared.events import CloudEvent, age_group
 from shared.settings import CommonSettings
 
 
@@ -87,3 +89,51 @@ async def rebuild(*, session: AsyncSession, bus: Bus, settings: CommonSettings, 
         await applier.apply(session, event)
 
     return await read_stream(bus, settings, apply, progress=progress)
+
+
+DIMENSIONS = ("sex", "age_group", "displacement_status", "governorate", "district", "month")
+PERSON_INDICATORS = ("beneficiaries_registered", "individuals_directly_assisted")
+
+
+def _cell(person: Person, dimension: str, month: str | None, today: date) -> str | None:
+    match dimension:
+        case "sex":
+            return person.sex
+        case "age_group":
+            return age_group(person.birth_year, today) if person.birth_year else None
+        case "displacement_status":
+            return person.displacement_status
+        case "governorate":
+            return person.governorate_pcode
+        case "district":
+            return person.district_pcode
+        case "month":
+            return month
+    raise ValueError(dimension)
+
+
+async def breakdown(*, session: AsyncSession, indicator: str, by: Sequence[str],
+                    governorates: frozenset[str] | None) -> list[dict[str, Any]]:
+    """A person indicator counted per combination of ``by`` dimensions (age at today's date).
+
+    ``month`` is the month of registration, or of the first assistance for direct assistance.
+    """
+    people = (await session.execute(select(Person).where(
+        Person.registered.is_(True), Person.merged_into_id.is_(None),  # type: ignore[attr-defined,union-attr]
+        _in(Person.governorate_pcode, governorates)))).scalars().all()
+    by_id = {p.beneficiary_id: p for p in people}
+    months: dict[str, str | None] = {}
+    if indicator == "beneficiaries_registered":
+        months = {p.beneficiary_id: p.registered_at.strftime("%Y-%m") if p.registered_at else None for p in people}
+    else:
+        merged = dict((await session.execute(select(Person.beneficiary_id, Person.merged_into_id).where(
+            Person.merged_into_id.is_not(None)))).all())  # type: ignore[union-attr]
+        for person_id, on in (await session.execute(select(Assistance.person_id, Assistance.on))).all():
+            survivor = merged.get(person_id, person_id)
+            month = on.strftime("%Y-%m")
+            if survivor in by_id and (survivor not in months or month < (months[survivor] or "")):
+                months[survivor] = month
+    today = utcnow().date()
+    counts = Counter(tuple(_cell(by_id[pid], d, month, today) for d in by) for pid, month in months.items())
+    return [{**dict(zip(by, key, strict=True)), "value": value}
+            for key, value in sorted(counts.items(), key=lambda kv: tuple(str(v) for v in kv[0]))]
