@@ -47,7 +47,8 @@ async def test_summary_breakdown_scope_and_public_suppression(env: Env) -> None:
         assert (await client.get("/api/v1/indicators/summary")).status_code == 401
 
         resp = await client.get("/api/v1/indicators/breakdown",
-                                params={"indicator": "beneficiaries_registered", "by": "sex,age_group"}, headers=officer)
+                                params={"indicator": "beneficiaries_registered", "by": "sex,age_group"},
+                                headers=officer)
         assert resp.status_code == 200, resp.text
         assert resp.json()["items"] == [
             {"sex": "female", "age_group": "18-59", "value": 6},
