@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,7 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
 
     A deferred transaction that reads then writes fails at once with "database is locked" when
     another connection writes first; taking the write lock at BEGIN makes writers queue instead.
+    Requests with safe methods only read, so they begin deferred and never wait for writers (WAL).
     """
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -65,7 +67,7 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if _read_only.get() else "BEGIN IMMEDIATE")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -73,6 +75,8 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 _after_commit_hooks_key = "after_commit"
+_read_only: contextvars.ContextVar[bool] = contextvars.ContextVar("crp_read_only", default=False)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def after_commit(session: AsyncSession, hook: Callable[[], None]) -> None:
@@ -86,6 +90,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     Services only add and flush, so domain rows and their outbox rows commit together.
     """
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    _read_only.set(request.method in SAFE_METHODS)
     async with sessionmaker() as session:
         try:
             yield session
