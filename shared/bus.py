@@ -12,6 +12,7 @@ from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
 from shared.settings import CommonSettings
+from shared.worker import retry_forever
 
 log = logging.getLogger("crp.bus")
 
@@ -46,29 +47,24 @@ class Bus:
         log.debug("NATS client error: %s", exc)
 
     async def _connect_forever(self) -> None:
-        delay = 0.2
-        while True:
-            try:
-                nc = await nats.connect(
-                    self.settings.nats_url, name=self.name, connect_timeout=2,
-                    max_reconnect_attempts=-1, reconnect_time_wait=0.5, allow_reconnect=True,
-                    reconnected_cb=self._on_reconnect, disconnected_cb=self._on_disconnect,
-                    error_cb=self._on_error,
-                )
-                self.nc, self.js = nc, nc.jetstream(timeout=5)
-                await ensure_stream(self.js, self.settings)
-                self.generation += 1
-                self.ready.set()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # NATS down at start-up: keep trying, the outbox holds the events
-                log.warning("NATS not reachable at %s (%s); retrying", self.settings.nats_url, exc)
-                if self.nc is not None and not self.nc.is_closed:
-                    await self.nc.close()
-                self.nc = self.js = None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        # NATS down at start-up: keep trying; meanwhile the outbox holds the events.
+        await retry_forever(f"connecting to NATS at {self.settings.nats_url}")(self._connect)
+
+    async def _connect(self) -> None:
+        nc = await nats.connect(
+            self.settings.nats_url, name=self.name, connect_timeout=2, max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5, allow_reconnect=True, reconnected_cb=self._on_reconnect,
+            disconnected_cb=self._on_disconnect, error_cb=self._on_error,
+        )
+        try:
+            js = nc.jetstream(timeout=5)
+            await ensure_stream(js, self.settings)
+        except BaseException:
+            await nc.close()
+            raise
+        self.nc, self.js = nc, js
+        self.generation += 1
+        self.ready.set()
 
     async def wait_ready(self, timeout: float | None = None) -> JetStreamContext:
         await asyncio.wait_for(self.ready.wait(), timeout)

@@ -7,7 +7,6 @@ letter after ``max_deliver`` attempts; dead letters can be listed and replayed.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -24,6 +23,7 @@ from shared.bus import Bus
 from shared.db import utcnow
 from shared.events import CloudEvent
 from shared.settings import CommonSettings
+from shared.worker import BackgroundWorker, retry_forever
 
 log = logging.getLogger("crp.consumer")
 
@@ -75,12 +75,14 @@ class EventApplier:
         return True
 
 
-class EventConsumer:
+class EventConsumer(BackgroundWorker):
     def __init__(
         self, settings: CommonSettings, sessionmaker: async_sessionmaker[AsyncSession], bus: Bus,
         applier: EventApplier, *, durable: str, filter_subject: str | None = None,
         max_deliver: int = 5, batch_size: int = 100, ack_wait: float = 30.0,
     ) -> None:
+        super().__init__()
+        self.name = f"consumer-{durable}"
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.bus = bus
@@ -90,44 +92,31 @@ class EventConsumer:
         self.max_deliver = max_deliver
         self.batch_size = batch_size
         self.ack_wait = ack_wait
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name=f"consumer-{self.durable}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     async def run(self) -> None:
-        backoff = 0.2
+        retrying = retry_forever(self.name)
         while True:
-            try:
-                js = await self.bus.wait_ready()
-                generation = self.bus.generation
-                sub = await js.pull_subscribe(
-                    self.filter_subject, durable=self.durable, stream=self.settings.nats_stream,
-                    config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=self.max_deliver,
-                                          ack_wait=self.ack_wait, deliver_policy=DeliverPolicy.ALL,
-                                          max_ack_pending=10_000),
-                )
-                backoff = 0.2
-                # After a reconnect the subscription is renewed (nats.py issue 504).
-                while self.bus.generation == generation:
-                    try:
-                        msgs = await sub.fetch(self.batch_size, timeout=1)
-                    except (NatsTimeoutError, TimeoutError):
-                        continue
-                    for msg in msgs:
-                        await self._handle(msg)
-                await sub.unsubscribe()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("consumer %s: %s: %s; retrying", self.durable, type(exc).__name__, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+            await retrying(self._consume_until_reconnect)
+
+    async def _consume_until_reconnect(self) -> None:
+        js = await self.bus.wait_ready()
+        generation = self.bus.generation
+        sub = await js.pull_subscribe(
+            self.filter_subject, durable=self.durable, stream=self.settings.nats_stream,
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=self.max_deliver,
+                                  ack_wait=self.ack_wait, deliver_policy=DeliverPolicy.ALL, max_ack_pending=10_000),
+        )
+        try:
+            # After a reconnect the pull subscription is made again (nats.py issue 504).
+            while self.bus.generation == generation:
+                try:
+                    msgs = await sub.fetch(self.batch_size, timeout=1)
+                except (NatsTimeoutError, TimeoutError):
+                    continue
+                for msg in msgs:
+                    await self._handle(msg)
+        finally:
+            await sub.unsubscribe()
 
     async def _handle(self, msg: object) -> None:
         data: bytes = msg.data  # type: ignore[attr-defined]

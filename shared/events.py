@@ -69,8 +69,8 @@ class _BeneficiaryEvent(EventData):
     entity: ClassVar[str] = "beneficiary"
 
 
-class BeneficiaryRegistered(_BeneficiaryEvent):
-    action: ClassVar[str] = "registered"
+class _BeneficiarySnapshot(_BeneficiaryEvent):
+    """The pseudonymous facts about a person that disaggregation needs; ``revision`` orders them."""
 
     beneficiary_id: str
     revision: int
@@ -82,22 +82,17 @@ class BeneficiaryRegistered(_BeneficiaryEvent):
     district_pcode: str
     governorate_pcode: str
     has_disability: bool
+
+
+class BeneficiaryRegistered(_BeneficiarySnapshot):
+    action: ClassVar[str] = "registered"
+
     registered_at: UtcDatetime
 
 
-class BeneficiaryUpdated(_BeneficiaryEvent):
+class BeneficiaryUpdated(_BeneficiarySnapshot):
     action: ClassVar[str] = "updated"
 
-    beneficiary_id: str
-    revision: int
-    sex: Sex
-    birth_year: int
-    displacement_status: DisplacementStatus
-    community_id: str
-    household_id: str | None = None
-    district_pcode: str
-    governorate_pcode: str
-    has_disability: bool
     changed_fields: list[str]
 
 

@@ -25,6 +25,7 @@ from shared.bus import Bus
 from shared.db import after_commit, utcnow
 from shared.events import CloudEvent, EventData
 from shared.settings import CommonSettings
+from shared.worker import BackgroundWorker, retry_forever
 
 log = logging.getLogger("crp.outbox")
 
@@ -60,45 +61,27 @@ class Outbox:
         return event
 
 
-class OutboxRelay:
+class OutboxRelay(BackgroundWorker):
     def __init__(self, settings: CommonSettings, sessionmaker: async_sessionmaker[AsyncSession],
                  bus: Bus, outbox: Outbox, *, batch_size: int = 200, poll_seconds: float = 1.0) -> None:
+        super().__init__()
+        self.name = f"outbox-relay-{settings.service_name}"
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.bus = bus
         self.outbox = outbox
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name=f"outbox-relay-{self.settings.service_name}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     async def run(self) -> None:
-        backoff = 0.1
+        retrying = retry_forever(f"{self.name} publish")
         while True:
             self.outbox.wakeup.clear()
-            try:
-                await self.bus.wait_ready()
-                sent = await self.publish_batch()
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                PUBLISH_ERRORS.labels(self.settings.service_name).inc()
-                log.warning("outbox publish failed (%s: %s); retrying in %.1fs",
-                            type(exc).__name__, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
+            await self.bus.wait_ready()
+            sent = await retrying(self.publish_batch)
             if sent == self.batch_size:
                 continue  # more waiting
-            try:
+            try:  # woken right after a commit; the slow poll only catches rows of other processes
                 await asyncio.wait_for(self.outbox.wakeup.wait(), self.poll_seconds)
             except TimeoutError:
                 pass
@@ -124,6 +107,7 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         """Publish up to one batch of unsent rows, in order; returns how many were sent."""
         if not self.bus.connected:
+            PUBLISH_ERRORS.labels(self.settings.service_name).inc()
             raise ConnectionError("not connected to NATS")
         async with self.sessionmaker() as session:
             if session.bind.dialect.name == "postgresql":
@@ -148,6 +132,7 @@ class OutboxRelay:
             PUBLISHED.labels(self.settings.service_name).inc(len(sent))
         PENDING.labels(self.settings.service_name).set(len(rows) - len(sent))
         if error is not None:
+            PUBLISH_ERRORS.labels(self.settings.service_name).inc()
             raise error
         return len(sent)
 

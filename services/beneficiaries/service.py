@@ -28,6 +28,7 @@ from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events import BeneficiaryMerged, BeneficiaryRegistered, BeneficiaryUpdated, CommunityCreated
 from shared.outbox import Outbox
 from shared.pii import keyed_hash
+from shared.scope import get_in_scope
 from shared.settings import CommonSettings
 
 
@@ -56,10 +57,7 @@ async def create_community(*, session: AsyncSession, outbox: Outbox, principal: 
 
 async def get_community(*, session: AsyncSession, principal: Principal, community_id: str) -> Community:
     """A community in the caller's scope, else NotFound."""
-    community = await session.get(Community, community_id)
-    if community is None or not principal.sees(community.governorate_pcode):
-        raise NotFound(f"No community {community_id}")
-    return community
+    return await get_in_scope(session, Community, community_id, principal, label="community")
 
 
 def list_communities_query(*, principal: Principal, governorate: str | None,
@@ -95,10 +93,7 @@ async def create_household(*, session: AsyncSession, principal: Principal, data:
 
 
 async def get_household(*, session: AsyncSession, principal: Principal, household_id: str) -> Household:
-    household = await session.get(Household, household_id)
-    if household is None or not principal.sees(household.governorate_pcode):
-        raise NotFound(f"No household {household_id}")
-    return household
+    return await get_in_scope(session, Household, household_id, principal, label="household")
 
 
 async def _household_for_write(session: AsyncSession, principal: Principal, household_id: str,
@@ -221,10 +216,7 @@ async def register(*, session: AsyncSession, outbox: Outbox, settings: CommonSet
 
 async def get_beneficiary(*, session: AsyncSession, principal: Principal, beneficiary_id: str) -> Beneficiary:
     """A beneficiary in the caller's scope, else NotFound (out of scope looks like absent)."""
-    beneficiary = await session.get(Beneficiary, beneficiary_id)
-    if beneficiary is None or not principal.sees(beneficiary.governorate_pcode):
-        raise NotFound(f"No beneficiary {beneficiary_id}")
-    return beneficiary
+    return await get_in_scope(session, Beneficiary, beneficiary_id, principal, label="beneficiary")
 
 
 def list_beneficiaries_query(*, principal: Principal, community_id: str | None, governorate: str | None,

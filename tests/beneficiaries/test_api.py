@@ -270,8 +270,9 @@ async def test_cursor_pagination(api: Any, env: Env) -> None:
 
 
 async def test_health_and_metrics(api: Any, env: Env) -> None:
-    client, _ = api
+    client, app = api
     assert (await client.get("/healthz")).json() == {"status": "ok"}
+    await app.state.bus.wait_ready(10)
     ready = await client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"
     resp = await client.get("/api/v1/locations/governorates", headers={**env.token("viewer"), "X-Request-ID": "abc-1"})

@@ -1,0 +1,21 @@
+"""Governorate scope: a record outside the caller's governorates answers as if it did not exist."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.auth import Principal
+from shared.errors import NotFound
+
+M = TypeVar("M")
+
+
+async def get_in_scope(session: AsyncSession, model: type[M], id_: str, principal: Principal, *,
+                       label: str) -> M:
+    """The ``model`` row ``id_`` if it exists and lies in the caller's governorates, else NotFound (404)."""
+    row: Any = await session.get(model, id_)
+    if row is None or not principal.sees(row.governorate_pcode):
+        raise NotFound(f"No {label} {id_}")
+    return row

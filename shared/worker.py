@@ -1,0 +1,45 @@
+"""Background workers (outbox relay, event consumers) and the one retry policy they share."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+
+log = logging.getLogger("crp.worker")
+
+
+def retry_forever(what: str) -> AsyncRetrying:
+    """Retry on any error with capped exponential backoff (0.1 s to 5 s), logging each failure.
+
+    Cancellation is not an error, so stopping a worker still stops it at once.
+    """
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0
+        log.warning("%s failed (%s: %s); retrying in %.1fs", what, type(exc).__name__, exc, delay)
+
+    return AsyncRetrying(wait=wait_exponential(multiplier=0.1, min=0.1, max=5),
+                         retry=retry_if_exception_type(Exception), before_sleep=before_sleep, reraise=True)
+
+
+class BackgroundWorker:
+    """A task started in the app's lifespan and cancelled when it ends."""
+
+    name = "worker"
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def run(self) -> None:
+        raise NotImplementedError
