@@ -1,0 +1,269 @@
+"""The gateway application: the edge (auth, limits, proxy) in front of every service, and its own routes.
+
+Request path through the gateway, outermost first: request id + metrics + access log
+(``shared.observability``), security headers, CORS, then either a proxy route (one per prefix of the
+routing table, matched before anything else) or one of the gateway's own routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from sqlalchemy import text
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway import apikeys
+from gateway.auth import ApiKeyStore, BearerCache
+from gateway.limits import RateLimiter
+from gateway.openapi import MergedOpenAPI
+from gateway.proxy import REQUEST_DROP, Proxy, child_traceparent
+from gateway.settings import PUBLIC_PREFIX, GatewaySettings
+from shared.auth import TokenVerifier, bearer_token
+from shared.db import create_engine, create_sessionmaker
+from shared.errors import Unauthorized, install_error_handlers, problem_response
+from shared.migrations import upgrade
+from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, request_id_var
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class Edge:
+    """Authenticates, rate-limits and forwards one proxied request."""
+
+    def __init__(self, settings: GatewaySettings, proxy: Proxy, bearer: BearerCache, limiter: RateLimiter) -> None:
+        self.settings = settings
+        self.proxy = proxy
+        self.bearer = bearer
+        self.limiter = limiter
+        self.api_keys: ApiKeyStore | None = None  # set once the database is up
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, route: ProxyRoute) -> None:
+        headers: list[tuple[str, str]] = []
+        authorization = api_key = traceparent = forwarded_for = host = connection = None
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            if name in REQUEST_DROP:
+                if name == "x-api-key":
+                    api_key = value
+                elif name == "traceparent":
+                    traceparent = value
+                elif name == "x-forwarded-for":
+                    forwarded_for = value
+                elif name == "host":
+                    host = value
+                elif name == "connection":
+                    connection = value
+                continue
+            if name == "authorization":
+                authorization = value
+            headers.append((name, value))
+        if connection:  # headers the client named in Connection are hop-by-hop too
+            listed = {token.strip().lower() for token in connection.split(",")}
+            headers = [(n, v) for n, v in headers if n not in listed]
+
+        client_ip = scope["client"][0] if scope.get("client") else "unknown"
+        if route.public:
+            client = f"ip:{client_ip}"
+        else:
+            try:
+                if api_key is not None:
+                    assert self.api_keys is not None
+                    principal, token = await self.api_keys.authenticate(api_key)
+                    # The services verify bearer tokens: the key becomes a short-lived token of its own.
+                    headers = [(n, v) for n, v in headers if n != "authorization"]
+                    headers.append(("authorization", f"Bearer {token}"))
+                else:
+                    principal = await self.bearer.verify(bearer_token(authorization))
+            except Unauthorized:
+                self.limiter.hit(f"ip:{client_ip}")  # guessing credentials costs the caller's address
+                raise
+            client = f"sub:{principal.sub}"
+        self.limiter.hit(client)
+
+        headers.append(("x-request-id", request_id_var.get() or uuid.uuid4().hex))
+        headers.append(("traceparent", child_traceparent(traceparent)))
+        headers.append(("x-forwarded-for", f"{forwarded_for}, {client_ip}" if forwarded_for else client_ip))
+        headers.append(("x-forwarded-proto", scope.get("scheme", "http")))
+        if host:
+            headers.append(("x-forwarded-host", host))
+        await self.proxy.forward(scope, receive, send, route.service, headers)
+
+
+class ProxyRoute(BaseRoute):
+    """Everything at or under one prefix of the routing table goes to its service."""
+
+    def __init__(self, prefix: str, service: str, edge: Edge) -> None:
+        self.path = self.path_format = prefix  # the metrics' route label
+        self.service = service
+        self.edge = edge
+        self.public = (prefix + "/").startswith(PUBLIC_PREFIX)
+        self.name = f"proxy:{service}:{prefix}"
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith(self.path) and (len(path) == len(self.path) or path[len(self.path)] == "/"):
+                return Match.FULL, {"route": self}
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.edge.handle(scope, receive, send, self)
+
+
+class SecurityHeadersMiddleware:
+    """Adds the usual protective headers to every response that does not set them itself."""
+
+    def __init__(self, app: ASGIApp, hsts_seconds: int) -> None:
+        self.app = app
+        self.headers = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"strict-transport-security", f"max-age={hsts_seconds}; includeSubDomains".encode()),
+            (b"cross-origin-resource-policy", b"same-site"),
+        ]
+        self.csp = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = self.headers if scope["path"] == "/docs" else [*self.headers, self.csp]  # docs load Swagger UI
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(h for h in extra if h[0] not in present)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered as problem+json (403) instead of plain text."""
+
+    def preflight_response(self, request_headers: Any) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code == 400:
+            return problem_response(403, slug="cors-refused", detail=bytes(response.body).decode())
+        return response
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    routes = settings.route_table()
+    proxy = Proxy(settings)
+    verifier = TokenVerifier(settings)
+    edge = Edge(settings, proxy, BearerCache(verifier), RateLimiter(settings.rate_limit_per_second,
+                                                                    settings.rate_limit_burst))
+    merged_openapi = MergedOpenAPI(settings.upstreams, routes, settings.openapi_cache_seconds,
+                                   settings.readiness_timeout_seconds)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.service_name, settings.log_level)
+        engine = create_engine(settings)
+        if settings.migrate_on_start:
+            await upgrade(engine, settings, MIGRATIONS)
+        app.state.engine = engine
+        app.state.sessionmaker = sessionmaker = create_sessionmaker(engine)
+        app.state.api_keys = edge.api_keys = ApiKeyStore(settings, sessionmaker)
+        await proxy.start()
+        try:
+            yield
+        finally:
+            await proxy.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="CRP platform API",
+        description="Community revitalization programmes: beneficiaries, grants, training, infrastructure, "
+                    "feedback and indicators, behind one gateway. Send `Authorization: Bearer <JWT>` "
+                    "(or a partner's `X-API-Key`) on every `/api/v1` path except `/api/v1/public/...`.",
+        version="1.0.0", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None,
+        generate_unique_id_function=lambda route: f"gateway_{route.name}",
+    )
+    app.state.settings = settings
+    app.state.verifier = verifier
+    app.state.proxy = proxy
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(ProblemCORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["*"], max_age=600,
+                           expose_headers=["ETag", "Link", "X-Request-ID", "Location", "Retry-After"])
+    app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.hsts_seconds)
+    app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+
+    app.include_router(apikeys.router)
+
+    @app.get("/healthz", tags=["gateway"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        """The gateway process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["gateway"], summary="Readiness", responses={503: {"description": "Not ready"}})
+    async def readyz(request: Request) -> Any:
+        """Ready when the gateway's database answers and every service's own `/readyz` says ready.
+        `checks` has one line per service."""
+        session = proxy.session
+        assert session is not None
+        timeout = aiohttp.ClientTimeout(total=settings.readiness_timeout_seconds)
+
+        async def database() -> str:
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return "ok"
+
+        async def service(name: str) -> str:
+            url = settings.upstreams.get(name)
+            if url is None:
+                return "not configured"
+            async with session.get(f"{url.rstrip('/')}/readyz", timeout=timeout) as response:
+                return "ok" if response.status == 200 else f"not ready ({response.status})"
+
+        names = list(settings.routes)
+        jobs = [asyncio.wait_for(database(), settings.readiness_timeout_seconds), *map(service, names)]
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        checks = {name: result if isinstance(result, str) else "unavailable"
+                  for name, result in zip(["database", *names], results, strict=True)}
+        if all(value == "ok" for value in checks.values()):
+            return {"status": "ready", "checks": checks}
+        return problem_response(503, slug="not-ready", detail="A service or the database is unavailable",
+                                checks=checks)
+
+    @app.get("/metrics", tags=["gateway"], summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        """Per-route latency histograms (`crp_http_request_duration_seconds`, route = the prefix) and
+        upstream answers by status (`crp_gateway_upstream_responses_total`)."""
+        body, content_type = metrics_response()
+        return Response(body, media_type=content_type)
+
+    @app.get("/openapi.json", tags=["gateway"], summary="OpenAPI document", response_class=Response)
+    async def openapi() -> Response:
+        """The whole platform's API: the gateway's own routes and every reachable service's, one tag
+        per service. Services that did not answer are listed in `x-crp-unavailable-services`."""
+        assert proxy.session is not None
+        body = await merged_openapi.document(proxy.session, app.openapi())
+        return Response(body, media_type="application/json")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="CRP platform API")
+
+    # Proxy routes first: a prefix check is cheaper than the regexes of the gateway's own routes.
+    app.router.routes[:0] = [ProxyRoute(prefix, service, edge) for prefix, service in routes]
+    return app

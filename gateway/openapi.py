@@ -1,0 +1,178 @@
+"""One OpenAPI document for the whole platform, merged from the services' own.
+
+Each service's operations are tagged with the service name and get operation ids prefixed with
+it; only the paths the gateway routes to that service are kept. Components with the same name
+and the same content are shared; a name that means something else in another service is
+renamed ``<Service><Name>`` and every ``$ref`` to it rewritten, so generated clients compile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+import re
+import time
+from typing import Any
+
+import aiohttp
+
+from gateway.settings import PUBLIC_PREFIX
+
+log = logging.getLogger("crp.gateway.openapi")
+
+REF_PREFIX = "#/components/"
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+               "description": "A partner system's key (see `POST /api/v1/api-keys`)."},
+}
+PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part)
+
+
+def _rewrite_refs(node: Any, renames: dict[str, str]) -> Any:
+    """A copy of ``node`` with every ``$ref`` to a renamed component pointing at its new name."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and value in renames:
+                out[key] = renames[value]
+            else:
+                out[key] = _rewrite_refs(value, renames)
+        return out
+    if isinstance(node, list):
+        return [_rewrite_refs(item, renames) for item in node]
+    return node
+
+
+def _refs(node: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                found.add(value)
+            else:
+                found |= _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _refs(item)
+    return found
+
+
+def merge(gateway_spec: dict[str, Any], services: dict[str, dict[str, Any]],
+          routes: list[tuple[str, str]]) -> dict[str, Any]:
+    """The gateway's own document plus every service's routed operations."""
+    merged = copy.deepcopy(gateway_spec)
+    merged["paths"] = dict(merged.get("paths", {}))
+    components = merged.setdefault("components", {})
+    components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
+    merged["security"] = [{"bearer": []}, {"apiKey": []}]
+    tags = [{"name": "gateway", "description": "The gateway itself: health, metrics, API keys."}]
+    operation_ids: set[str] = set()
+    for path, item in merged["paths"].items():
+        for method, op in item.items():
+            if method in METHODS:
+                operation_ids.add(op.get("operationId", ""))
+                if path in PUBLIC_PATHS:
+                    op["security"] = []
+
+    for service, spec in services.items():
+        prefixes = [prefix for prefix, name in routes if name == service]
+        paths = {path: item for path, item in spec.get("paths", {}).items()
+                 if any(path == p or path.startswith(p + "/") for p in prefixes)}
+        if not paths:
+            continue
+        theirs = spec.get("components", {})
+        # Which of this service's components must be renamed: a name taken with other content, and
+        # (until nothing changes) anything that refers to a renamed component.
+        renamed: set[tuple[str, str]] = set()
+        changed = True
+        while changed:
+            changed = False
+            for section, entries in theirs.items():
+                if section == "securitySchemes":
+                    continue
+                for name, value in entries.items():
+                    if (section, name) in renamed:
+                        continue
+                    ours = components.get(section, {}).get(name)
+                    refers_renamed = any(ref.removeprefix(REF_PREFIX).split("/", 1) == [s, n]
+                                         for ref in _refs(value) for s, n in renamed)
+                    if (ours is not None and ours != value) or refers_renamed:
+                        renamed.add((section, name))
+                        changed = True
+        renames = {f"{REF_PREFIX}{s}/{n}": f"{REF_PREFIX}{s}/{_camel(service)}{n}" for s, n in renamed}
+        for section, entries in theirs.items():
+            if section == "securitySchemes":
+                continue
+            target = components.setdefault(section, {})
+            for name, value in entries.items():
+                new_name = f"{_camel(service)}{name}" if (section, name) in renamed else name
+                target[new_name] = _rewrite_refs(value, renames)
+        for path, item in paths.items():
+            item = _rewrite_refs(item, renames)
+            for method, op in item.items():
+                if method not in METHODS:
+                    continue
+                op["tags"] = [service]
+                base = f"{service}_{op.get('operationId') or method + re.sub(r'[^A-Za-z0-9]+', '_', path)}"
+                op_id, n = base, 2
+                while op_id in operation_ids:
+                    op_id, n = f"{base}_{n}", n + 1
+                operation_ids.add(op_id)
+                op["operationId"] = op_id
+                if path.startswith(PUBLIC_PREFIX):
+                    op["security"] = []
+                else:
+                    op.pop("security", None)  # the document's default: bearer or API key
+            merged["paths"][path] = item
+        info = spec.get("info", {})
+        tags.append({"name": service, "description": info.get("description") or info.get("title") or service})
+    merged["tags"] = tags
+    return merged
+
+
+class MergedOpenAPI:
+    """Fetches the services' documents (briefly cached) and merges them with the gateway's."""
+
+    def __init__(self, upstreams: dict[str, str], routes: list[tuple[str, str]], cache_seconds: float,
+                 timeout: float) -> None:
+        self.upstreams = upstreams
+        self.routes = routes
+        self.cache_seconds = cache_seconds
+        self.timeout = timeout
+        self._cached: tuple[float, bytes] | None = None
+        self._lock = asyncio.Lock()
+
+    async def _fetch(self, session: aiohttp.ClientSession, service: str, url: str) -> dict[str, Any] | None:
+        try:
+            async with session.get(f"{url.rstrip('/')}/openapi.json",
+                                   timeout=aiohttp.ClientTimeout(total=self.timeout)) as response:
+                if response.status != 200:
+                    return None
+                return json.loads(await response.read())
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.info("no OpenAPI from %s: %r", service, exc)
+            return None
+
+    async def document(self, session: aiohttp.ClientSession, gateway_spec: dict[str, Any]) -> bytes:
+        async with self._lock:
+            now = time.monotonic()
+            if self._cached is not None and self._cached[0] > now:
+                return self._cached[1]
+            names = list(self.upstreams)
+            specs = await asyncio.gather(*(self._fetch(session, n, self.upstreams[n]) for n in names))
+            available = {name: spec for name, spec in zip(names, specs, strict=True) if spec is not None}
+            merged = merge(gateway_spec, available, self.routes)
+            merged["x-crp-unavailable-services"] = sorted(set(names) - set(available))
+            body = json.dumps(merged).encode()
+            # Cache a partial document only briefly, so a service that starts late shows up soon.
+            ttl = self.cache_seconds if len(available) == len(names) else min(self.cache_seconds, 2.0)
+            self._cached = (now + ttl, body)
+            return body

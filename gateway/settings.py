@@ -1,0 +1,58 @@
+"""Gateway settings: the routing table and every edge limit, from ``CRP_`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import CommonSettings
+
+# The routing table: one line per service, (default URL, the path prefixes it serves).
+# Adding a service is one line here; its URL can be overridden with CRP_UPSTREAMS.
+SERVICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "beneficiaries": ("http://127.0.0.1:8001", ("/api/v1/locations", "/api/v1/communities",
+                                                "/api/v1/households", "/api/v1/beneficiaries")),
+    "grants": ("http://127.0.0.1:8002", ("/api/v1/grants",)),
+    "training": ("http://127.0.0.1:8003", ("/api/v1/courses", "/api/v1/enrolments")),
+    "infrastructure": ("http://127.0.0.1:8004", ("/api/v1/infrastructure-projects",
+                                                 "/api/v1/community-assessments")),
+    "feedback": ("http://127.0.0.1:8005", ("/api/v1/feedback", "/api/v1/resource-centres")),
+    "indicators": ("http://127.0.0.1:8006", ("/api/v1/indicators", "/api/v1/public/indicators")),
+}
+
+# Paths under this prefix need no token at the gateway (the services decide for themselves).
+PUBLIC_PREFIX = "/api/v1/public/"
+
+
+class GatewaySettings(CommonSettings):
+    """What the gateway reads from the environment (``CRP_`` prefix)."""
+
+    service_name: str = "gateway"
+
+    # service name -> base URL (CRP_UPSTREAMS is JSON); a service absent here answers 503.
+    upstreams: dict[str, str] = Field(default_factory=lambda: {name: url for name, (url, _) in SERVICES.items()})
+    # service name -> path prefixes (CRP_ROUTES to override the table above).
+    routes: dict[str, list[str]] = Field(
+        default_factory=lambda: {name: list(prefixes) for name, (_, prefixes) in SERVICES.items()})
+
+    max_body_bytes: int = 10 * 1024 * 1024      # larger request bodies are refused with 413
+    connect_timeout_seconds: float = 2.0        # upstream connect; exceeded is 504
+    read_timeout_seconds: float = 30.0          # upstream silent for this long is 504
+    idempotent_retries: int = 1                 # retries on a failed connection, GET/HEAD/OPTIONS/PUT/DELETE only
+    down_after_failures: int = 3                # consecutive connection failures that mark an upstream down
+    down_seconds: float = 5.0                   # answer 503 at once for this long, then try again
+    upstream_pool_size: int = 256               # keep-alive connections to all upstreams together
+
+    rate_limit_per_second: float = 50.0         # per client (token subject, API key or IP); 0 disables
+    rate_limit_burst: int = 100
+
+    api_key_cache_seconds: float = 30.0         # how long another replica may still accept a revoked key
+    api_key_token_seconds: int = 300            # lifetime of the token minted for an API key caller
+
+    openapi_cache_seconds: float = 30.0
+    readiness_timeout_seconds: float = 2.0
+    hsts_seconds: int = 31536000
+
+    def route_table(self) -> list[tuple[str, str]]:
+        """(prefix, service) pairs, longest prefix first."""
+        pairs = [(prefix.rstrip("/"), name) for name, prefixes in self.routes.items() for prefix in prefixes]
+        return sorted(pairs, key=lambda pair: len(pair[0]), reverse=True)
