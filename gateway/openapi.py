@@ -166,9 +166,10 @@ class MergedOpenAPI:
             now = time.monotonic()
             if self._cached is not None and self._cached[0] > now:
                 return self._cached[1]
-            names = list(self.upstreams)
-            specs = await asyncio.gather(*(self._fetch(session, n, self.upstreams[n]) for n in names))
-            available = {name: spec for name, spec in zip(names, specs, strict=True) if spec is not None}
+            names = list(dict.fromkeys(name for _, name in self.routes))
+            configured = [name for name in names if name in self.upstreams]
+            specs = await asyncio.gather(*(self._fetch(session, n, self.upstreams[n]) for n in configured))
+            available = {name: spec for name, spec in zip(configured, specs, strict=True) if spec is not None}
             merged = merge(gateway_spec, available, self.routes)
             merged["x-crp-unavailable-services"] = sorted(set(names) - set(available))
             body = json.dumps(merged).encode()
