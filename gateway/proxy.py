@@ -136,9 +136,12 @@ class Proxy:
         self._responses: dict[tuple[str, str], Any] = {}
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self.settings.upstream_pool_size, limit_per_host=0,
-                                         keepalive_timeout=15, ttl_dns_cache=60)
-        timeout = aiohttp.ClientTimeout(total=None, connect=self.settings.connect_timeout_seconds,
+        connector = aiohttp.TCPConnector(limit=self.settings.upstream_pool_size, ttl_dns_cache=60,
+                                         limit_per_host=self.settings.upstream_connections_per_service,
+                                         keepalive_timeout=4)  # under uvicorn's 5 s: never reuse a closing one
+        # connect: waiting for a free pooled connection plus connecting; sock_connect: the TCP connect alone.
+        timeout = aiohttp.ClientTimeout(total=None, connect=self.settings.read_timeout_seconds,
+                                        sock_connect=self.settings.connect_timeout_seconds,
                                         sock_read=self.settings.read_timeout_seconds)
         # skip_auto_headers: the caller's Accept-Encoding (or its absence) must reach the upstream as is.
         self.session = aiohttp.ClientSession(
@@ -179,24 +182,24 @@ class Proxy:
                 response = await self.session.request(method, url, headers=headers, data=data,
                                                       allow_redirects=False, compress=None)
                 break
-            except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError,
-                    aiohttp.ConnectionTimeoutError) as exc:
+            except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
                 if body is not None and body.too_large:
                     raise self._too_large() from None
-                connect_failure = not isinstance(exc, aiohttp.ServerDisconnectedError)
-                if connect_failure:
+                refused = isinstance(exc, aiohttp.ClientConnectorError)
+                if refused:
                     upstream.failed()
+                # Nothing reached the service (refused), or a kept-alive connection it had just closed.
                 if attempt < retries and upstream.down_until <= time.monotonic():
                     attempt += 1
                     continue
-                self._count(service, "unreachable" if connect_failure else "disconnected")
-                if isinstance(exc, aiohttp.ConnectionTimeoutError):
-                    raise GatewayTimeout(f"The {service} service did not accept the connection in time",
-                                         service=service) from None
-                if connect_failure:
-                    raise ServiceUnavailable(f"The {service} service is not reachable",
-                                             service=service) from None
+                self._count(service, "unreachable" if refused else "disconnected")
+                if refused:
+                    raise ServiceUnavailable(f"The {service} service is not reachable", service=service) from None
                 raise BadGateway(f"The {service} service closed the connection", service=service) from None
+            except aiohttp.ConnectionTimeoutError:  # no connection in time: busy, not necessarily down
+                self._count(service, "timeout")
+                raise GatewayTimeout(f"The {service} service did not accept the connection in time",
+                                     service=service) from None
             except (aiohttp.ServerTimeoutError, TimeoutError):
                 self._count(service, "timeout")
                 raise GatewayTimeout(f"The {service} service did not answer in time", service=service) from None

@@ -35,12 +35,15 @@ class GatewaySettings(CommonSettings):
         default_factory=lambda: {name: list(prefixes) for name, (_, prefixes) in SERVICES.items()})
 
     max_body_bytes: int = 10 * 1024 * 1024      # larger request bodies are refused with 413
-    connect_timeout_seconds: float = 2.0        # upstream connect; exceeded is 504
-    read_timeout_seconds: float = 30.0          # upstream silent for this long is 504
+    connect_timeout_seconds: float = 2.0        # TCP connect to an upstream; exceeded is 504
+    read_timeout_seconds: float = 30.0          # upstream silent (or no free connection) this long is 504
     idempotent_retries: int = 1                 # retries on a failed connection, GET/HEAD/OPTIONS/PUT/DELETE only
     down_after_failures: int = 3                # consecutive connection failures that mark an upstream down
     down_seconds: float = 5.0                   # answer 503 at once for this long, then try again
-    upstream_pool_size: int = 256               # keep-alive connections to all upstreams together
+    upstream_pool_size: int = 256               # connections to all upstreams together
+    # At most this many requests in flight per service; more wait their turn here, first come first
+    # served, instead of all being interleaved in the service (which stretches p99; gateway/README.md).
+    upstream_connections_per_service: int = 32
 
     rate_limit_per_second: float = 50.0         # per client (token subject, API key or IP); 0 disables
     rate_limit_burst: int = 100
