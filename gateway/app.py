@@ -201,6 +201,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     "(or a partner's `X-API-Key`) on every `/api/v1` path except `/api/v1/public/...`.",
         version="1.0.0", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None,
         generate_unique_id_function=lambda route: f"gateway_{route.name}",
+        # The gateway passes W3C traceparent on itself; FastAPI's own OpenTelemetry hook would look up
+        # the global providers (environment variables) on every request for nothing.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.verifier = verifier

@@ -94,6 +94,7 @@ class Upstream:
         self.settings = settings
         self.failures = 0
         self.down_until = 0.0
+        self.latency = UPSTREAM_LATENCY.labels(name)
 
     def check(self) -> None:
         remaining = self.down_until - time.monotonic()
@@ -210,7 +211,7 @@ class Proxy:
                 log.warning("upstream error", extra={"upstream": service, "error": repr(exc)})
                 raise BadGateway(f"The {service} service gave an invalid response", service=service) from None
         upstream.succeeded()
-        UPSTREAM_LATENCY.labels(service).observe(time.perf_counter() - started)
+        upstream.latency.observe(time.perf_counter() - started)
         self._count(service, str(response.status))
         try:
             await self._relay(response, send, service)
