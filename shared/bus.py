@@ -71,15 +71,22 @@ class Bus:
         assert self.js is not None
         return self.js
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 5.0) -> None:
+        """Drain and close within ``timeout``; a broken connection is closed without draining."""
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self.nc is not None and not self.nc.is_closed:
-            try:
-                await asyncio.wait_for(self.nc.drain(), 5)
-            except Exception:
-                await self.nc.close()
+            await asyncio.wait({self._task}, timeout=timeout)
+        nc = self.nc
+        if nc is None or nc.is_closed:
+            return
+        for step in (nc.drain, nc.close):
+            task = asyncio.create_task(step())
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if done and not task.exception() and nc.is_closed:
+                return
+            if not done:
+                task.cancel()
+                log.error("NATS connection %s did not finish %s within %.0fs", self.name, step.__name__, timeout)
 
 
 def stream_config(settings: CommonSettings) -> StreamConfig:

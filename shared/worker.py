@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
@@ -36,10 +37,15 @@ class BackgroundWorker:
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=self.name)
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Cancel and wait a bounded time: a stuck worker must not keep the process from stopping."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        done, _ = await asyncio.wait({self._task}, timeout=timeout)
+        if not done:
+            stack = "".join(traceback.format_list(traceback.extract_stack(self._task.get_stack()[-1])))
+            log.error("%s did not stop within %.0fs; abandoning it at:\n%s", self.name, timeout, stack)
 
     async def run(self) -> None:
         raise NotImplementedError
