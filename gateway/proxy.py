@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 from yarl import URL
 
 from gateway.settings import GatewaySettings
-from shared.errors import ProblemError, ServiceUnavailable
+from shared.errors import BadRequest, ProblemError, ServiceUnavailable
 
 log = logging.getLogger("crp.gateway.proxy")
 
@@ -233,7 +233,7 @@ class Proxy:
                 try:
                     length = int(value)
                 except ValueError:
-                    raise ProblemError("Content-Length is not a number", status=400) from None
+                    raise BadRequest("Content-Length is not a number") from None
             elif name == b"transfer-encoding":
                 chunked = True
         if length is not None and length > limit:
@@ -245,8 +245,8 @@ class Proxy:
             size = 0
             while True:
                 message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise ConnectionResetError("client went away")
+                if message["type"] == "http.disconnect":  # nobody will read the answer; no trace in the log
+                    raise BadRequest("The client closed the connection before sending the whole body")
                 chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > limit:

@@ -41,9 +41,10 @@ class GatewaySettings(CommonSettings):
     down_after_failures: int = 3                # consecutive connection failures that mark an upstream down
     down_seconds: float = 5.0                   # answer 503 at once for this long, then try again
     upstream_pool_size: int = 256               # connections to all upstreams together
-    # At most this many requests in flight per service; more wait their turn here, first come first
-    # served, instead of all being interleaved in the service (which stretches p99; gateway/README.md).
-    upstream_connections_per_service: int = 32
+    # At most this many requests in flight per service (about a service's database pool); more wait
+    # their turn here, first come first served, instead of being interleaved inside the service, which
+    # stretches the p99 (gateway/README.md). Raise it for a service with many replicas behind one URL.
+    upstream_connections_per_service: int = 16
 
     rate_limit_per_second: float = 50.0         # per client (token subject, API key or IP); 0 disables
     rate_limit_burst: int = 100

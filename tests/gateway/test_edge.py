@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -115,7 +114,7 @@ def test_rate_limit_is_per_client_with_429_and_retry_after(limited: Process) -> 
         assert c.get("/healthz").status_code == 200                             # operations are not limited
 
 
-def test_failed_authentication_is_limited_by_address(limited: Process, tmp_path: Path) -> None:
+def test_failed_authentication_is_limited_by_address(limited: Process) -> None:
     with httpx.Client(base_url=limited.url) as c:
         codes = [c.get("/api/v1/grants", headers={"Authorization": "Bearer x"}).status_code for _ in range(6)]
     assert 401 in codes and codes[-1] == 429
