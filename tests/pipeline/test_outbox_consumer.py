@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 import nats
+import pytest
 from sqlalchemy import func, select, update
 
 from services.beneficiaries.app import create_app as create_beneficiaries
@@ -303,7 +304,6 @@ async def _persons(sessionmaker: Any) -> dict[str, dict[str, Any]]:
 def test_event_payloads_carry_no_personal_data() -> None:
     """Payload models forbid unknown fields, so a name or phone cannot ride along."""
     import pydantic
-    import pytest
 
     event = registered_event()
     with pytest.raises(pydantic.ValidationError):
@@ -312,15 +312,12 @@ def test_event_payloads_carry_no_personal_data() -> None:
     assert not fields & {"first_name", "father_name", "phone", "national_id", "name", "contact"}
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite runs one relay per service
 async def test_two_relays_on_postgresql_never_send_the_same_row(env: Env) -> None:
     """FOR UPDATE SKIP LOCKED: replicas share the outbox without publishing a row twice."""
-    import pytest
-
     from services.beneficiaries.app import MIGRATIONS
     from shared.outbox import Outbox, OutboxRelay
 
-    if env.backend != "postgresql":
-        pytest.skip("SQLite runs one relay per service")
     settings = env.settings(BeneficiariesSettings)
     engine = create_engine(settings)
     await upgrade(engine, settings, MIGRATIONS)
