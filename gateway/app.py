@@ -171,7 +171,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     verifier = TokenVerifier(settings)
     edge = Edge(settings, proxy, BearerCache(verifier), RateLimiter(settings.rate_limit_per_second,
                                                                     settings.rate_limit_burst))
-    merged_openapi = MergedOpenAPI(settings.upstreams, routes, settings.openapi_cache_seconds,
+    merged_openapi = MergedOpenAPI(list(settings.routes), settings.upstreams, routes, settings.openapi_cache_seconds,
                                    settings.readiness_timeout_seconds)
 
     @asynccontextmanager

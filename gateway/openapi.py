@@ -141,8 +141,9 @@ def merge(gateway_spec: dict[str, Any], services: dict[str, dict[str, Any]],
 class MergedOpenAPI:
     """Fetches the services' documents (briefly cached) and merges them with the gateway's."""
 
-    def __init__(self, upstreams: dict[str, str], routes: list[tuple[str, str]], cache_seconds: float,
-                 timeout: float) -> None:
+    def __init__(self, services: list[str], upstreams: dict[str, str], routes: list[tuple[str, str]],
+                 cache_seconds: float, timeout: float) -> None:
+        self.services = services  # in the routing table's order, which is the order of the tags
         self.upstreams = upstreams
         self.routes = routes
         self.cache_seconds = cache_seconds
@@ -166,7 +167,7 @@ class MergedOpenAPI:
             now = time.monotonic()
             if self._cached is not None and self._cached[0] > now:
                 return self._cached[1]
-            names = list(dict.fromkeys(name for _, name in self.routes))
+            names = self.services
             configured = [name for name in names if name in self.upstreams]
             specs = await asyncio.gather(*(self._fetch(session, n, self.upstreams[n]) for n in configured))
             available = {name: spec for name, spec in zip(configured, specs, strict=True) if spec is not None}
