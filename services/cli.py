@@ -162,7 +162,9 @@ class Platform:
         return self.port + 1 + SERVICE_ORDER.index(name)
 
     def upstreams(self) -> dict[str, str]:
-        return {name: f"http://{self.host}:{self.port + 1 + i}" for i, name in enumerate(SERVICE_ORDER)}
+        """The gateway's upstreams: only services that exist, so its readiness means what it says
+        (the prefixes of the others answer 503)."""
+        return {name: f"http://{self.host}:{self.service_port(name)}" for name in self.services}
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from sqlalchemy import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.auth import Principal
@@ -19,3 +20,10 @@ async def get_in_scope(session: AsyncSession, model: type[M], id_: str, principa
     if row is None or not principal.sees(row.governorate_pcode):
         raise NotFound(f"No {label} {id_}")
     return row
+
+
+def select_in_scope(model: Any, principal: Principal) -> Any:
+    """``select(model)`` limited to the caller's governorates: lists never show what a 404 hides."""
+    stmt = select(model)
+    scope = principal.scope_filter()
+    return stmt if scope is None else stmt.where(model.governorate_pcode.in_(scope))

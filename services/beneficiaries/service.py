@@ -28,7 +28,7 @@ from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events import BeneficiaryMerged, BeneficiaryRegistered, BeneficiaryUpdated, CommunityCreated
 from shared.outbox import Outbox
 from shared.pii import keyed_hash
-from shared.scope import get_in_scope
+from shared.scope import get_in_scope, select_in_scope
 from shared.settings import CommonSettings
 
 
@@ -62,10 +62,7 @@ async def get_community(*, session: AsyncSession, principal: Principal, communit
 
 def list_communities_query(*, principal: Principal, governorate: str | None,
                            district: str | None) -> Select[Any]:
-    stmt = select(Community)
-    scope = principal.scope_filter()
-    if scope is not None:
-        stmt = stmt.where(Community.governorate_pcode.in_(scope))
+    stmt = select_in_scope(Community, principal)
     if governorate:
         stmt = stmt.where(Community.governorate_pcode == governorate)
     if district:
@@ -222,10 +219,7 @@ async def get_beneficiary(*, session: AsyncSession, principal: Principal, benefi
 def list_beneficiaries_query(*, principal: Principal, community_id: str | None, governorate: str | None,
                              displacement_status: str | None, q: str | None,
                              include_merged: bool) -> Select[Any]:
-    stmt = select(Beneficiary)
-    scope = principal.scope_filter()
-    if scope is not None:
-        stmt = stmt.where(Beneficiary.governorate_pcode.in_(scope))
+    stmt = select_in_scope(Beneficiary, principal)
     if community_id:
         stmt = stmt.where(Beneficiary.community_id == community_id)
     if governorate:
