@@ -1,16 +1,18 @@
 """The streaming reverse proxy: one shared aiohttp client, per-upstream down-marking, problem+json errors.
 
-aiohttp is the client because httpx measured 0.14x of direct throughput here and aiohttp ~1x
+aiohttp is the client because httpx measured 0.1x of direct throughput here and aiohttp ~0.9-1x
 (gateway/README.md). ``auto_decompress=False``: bodies pass through byte for byte with their own
 ``content-encoding`` and ``content-length``, so nothing has to be recomputed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -85,6 +87,38 @@ class _Body:
                 return
 
 
+class FairLimit:
+    """At most ``size`` holders; the others wait first come first served (no overtaking)."""
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self, timeout: float) -> None:
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # the slot was handed over just as we gave up: pass it on
+            else:
+                waiter.cancel()
+            raise
+
+    def release(self) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot goes straight to the longest waiting
+                return
+        self.free += 1
+
+
 class Upstream:
     """One service's base URL and whether it is known to be down (fail fast until ``down_until``)."""
 
@@ -95,6 +129,8 @@ class Upstream:
         self.failures = 0
         self.down_until = 0.0
         self.latency = UPSTREAM_LATENCY.labels(name)
+        size = settings.upstream_connections_per_service
+        self.slots = FairLimit(size) if size > 0 else None
 
     def check(self) -> None:
         remaining = self.down_until - time.monotonic()
@@ -138,7 +174,6 @@ class Proxy:
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.settings.upstream_pool_size, ttl_dns_cache=60,
-                                         limit_per_host=self.settings.upstream_connections_per_service,
                                          keepalive_timeout=4)  # under uvicorn's 5 s: never reuse a closing one
         # connect: waiting for a free pooled connection plus connecting; sock_connect: the TCP connect alone.
         timeout = aiohttp.ClientTimeout(total=None, connect=self.settings.read_timeout_seconds,
@@ -166,6 +201,22 @@ class Proxy:
         if upstream is None:
             raise ServiceUnavailable(f"The {service} service is not configured", service=service)
         upstream.check()
+        if upstream.slots is None:
+            await self._exchange(scope, receive, send, upstream, headers)
+            return
+        try:
+            await upstream.slots.acquire(self.settings.read_timeout_seconds)
+        except TimeoutError:
+            self._count(service, "queued-too-long")
+            raise GatewayTimeout(f"The {service} service is busy; no turn came in time", service=service) from None
+        try:
+            await self._exchange(scope, receive, send, upstream, headers)
+        finally:
+            upstream.slots.release()
+
+    async def _exchange(self, scope: Scope, receive: Receive, send: Send, upstream: Upstream,
+                        headers: list[tuple[str, str]]) -> None:
+        service = upstream.name
         assert self.session is not None
         method = scope["method"]
         body, data = await self._request_body(scope, receive, headers)

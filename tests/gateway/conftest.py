@@ -115,3 +115,13 @@ def gateway(upstreams: dict[str, Process], dead_url: str, tmp_path_factory: pyte
 def client(gateway: Process) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=gateway.url, timeout=10) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def limited(upstreams: dict[str, Process], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    """A gateway with a small rate limit (3 at once, then one every 10 s), every service on alpha."""
+    names = ("beneficiaries", "grants", "training", "infrastructure", "feedback", "indicators")
+    proc = start_gateway(tmp_path_factory.mktemp("limited"), {n: upstreams["alpha"].url for n in names},
+                         rate_limit_per_second=0.1, rate_limit_burst=3)
+    yield proc
+    proc.stop()

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
-from tests.gateway.conftest import PORTAL, Process, start_gateway, token
+from tests.gateway.conftest import PORTAL, Process, token
 from tests.gateway.test_proxy import ADMIN, assert_problem
 
 
@@ -89,16 +87,6 @@ def test_traceparent_continues_the_callers_trace(client: httpx.Client) -> None:
         value = client.get("/api/v1/beneficiaries/x", headers=headers).json()["headers"]["traceparent"][0]
         assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", value)
         assert value.split("-")[1] != "0" * 32
-
-
-@pytest.fixture(scope="module")
-def limited(upstreams: dict[str, Process], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
-    """A gateway with a small rate limit (3 at once, then one every 10 s), every service on alpha."""
-    names = ("beneficiaries", "grants", "training", "infrastructure", "feedback", "indicators")
-    proc = start_gateway(tmp_path_factory.mktemp("limited"), {n: upstreams["alpha"].url for n in names},
-                         rate_limit_per_second=0.1, rate_limit_burst=3)
-    yield proc
-    proc.stop()
 
 
 def test_rate_limit_is_per_client_with_429_and_retry_after(limited: Process) -> None:

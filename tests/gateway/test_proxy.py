@@ -7,7 +7,7 @@ import hashlib
 
 import httpx
 
-from tests.gateway.conftest import token
+from tests.gateway.conftest import Process, token
 
 PROBLEM = "application/problem+json"
 ADMIN = token("admin")
@@ -122,3 +122,11 @@ def test_hop_by_hop_headers_are_stripped_both_ways(client: httpx.Client) -> None
 def test_the_bearer_token_is_forwarded_for_the_service_to_verify(client: httpx.Client) -> None:
     seen = client.get("/api/v1/beneficiaries/x", headers=ADMIN).json()["headers"]
     assert seen["authorization"] == [ADMIN["Authorization"]]
+
+
+def test_large_bodies_stream_through_with_their_length(limited: Process) -> None:
+    payload = bytes(range(256)) * (3 * 4096)  # 3 MiB: over the read-first size, under the limit
+    r = httpx.put(limited.url + "/api/v1/beneficiaries/big", content=payload, headers=token("admin", sub="big"))
+    assert r.json()["body_size"] == len(payload)
+    assert r.json()["body_sha256"] == hashlib.sha256(payload).hexdigest()
+    assert r.json()["headers"]["content-length"] == [str(len(payload))]
