@@ -292,7 +292,7 @@ def main() -> None:
     parser.add_argument("--candidates", action="store_true", help="also measure the other proxy designs")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians are reported")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
@@ -390,6 +390,28 @@ def main() -> None:
     finally:
         children.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+        if args.upstream == "beneficiaries":
+            delete_stream(env["CRP_NATS_STREAM"])
+
+
+def delete_stream(name: str) -> None:
+    """Remove the stream the service created for this run from the (shared) NATS server."""
+    import asyncio
+
+    import nats
+
+    async def run() -> None:
+        nc = await nats.connect(os.environ.get("CRP_NATS_URL", "nats://127.0.0.1:4222"), connect_timeout=2,
+                                max_reconnect_attempts=1)
+        try:
+            await nc.jetstream().delete_stream(name)
+        finally:
+            await nc.close()
+
+    try:
+        asyncio.run(run())
+    except Exception as exc:  # NATS gone or the stream never made: nothing to clean
+        print(f"(stream {name} not deleted: {exc!r})")
 
 
 if __name__ == "__main__":
