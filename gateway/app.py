@@ -248,7 +248,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         results = await asyncio.gather(*jobs, return_exceptions=True)
         checks = {name: result if isinstance(result, str) else "unavailable"
                   for name, result in zip(["database", *names], results, strict=True)}
-        if all(value == "ok" for value in checks.values()):
+        # A service that is not configured is not part of this deployment: it answers 503, but it does
+        # not keep the gateway out of rotation. One that is configured and down does.
+        if all(value in ("ok", "not configured") for value in checks.values()):
             return {"status": "ready", "checks": checks}
         return problem_response(503, slug="not-ready", detail="A service or the database is unavailable",
                                 checks=checks)
