@@ -7,15 +7,10 @@ import time
 
 from prometheus_client import Counter
 
-from shared.errors import ProblemError
+from shared.errors import TooManyRequests
 
 LIMITED = Counter("crp_gateway_rate_limited_total", "Requests refused with 429")
 MAX_CLIENTS = 100_000
-
-
-class TooManyRequests(ProblemError):
-    status = 429
-    slug = "rate-limited"
 
 
 class RateLimiter:

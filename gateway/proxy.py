@@ -22,7 +22,13 @@ from starlette.types import Receive, Scope, Send
 from yarl import URL
 
 from gateway.settings import GatewaySettings
-from shared.errors import BadRequest, ProblemError, ServiceUnavailable
+from shared.errors import (
+    BadGateway,
+    BadRequest,
+    GatewayTimeout,
+    PayloadTooLarge,
+    ServiceUnavailable,
+)
 
 log = logging.getLogger("crp.gateway.proxy")
 
@@ -42,21 +48,6 @@ RESPONSE_DROP = frozenset(name.encode() for name in HOP_BY_HOP | {"date", "serve
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 BUFFER_BODY_UP_TO = 1024 * 1024      # smaller request bodies are read first (then retries are possible)
 SEND_WHOLE_UP_TO = 64 * 1024         # smaller responses are sent in one piece
-
-
-class PayloadTooLarge(ProblemError):
-    status = 413
-    slug = "payload-too-large"
-
-
-class BadGateway(ProblemError):
-    status = 502
-    slug = "bad-gateway"
-
-
-class GatewayTimeout(ProblemError):
-    status = 504
-    slug = "gateway-timeout"
 
 
 class _Body:

@@ -80,14 +80,34 @@ class Unprocessable(ProblemError):
     slug = "validation-error"
 
 
+class PayloadTooLarge(ProblemError):
+    status = 413
+    slug = "payload-too-large"
+
+
 class PreconditionRequired(ProblemError):
     status = 428
     slug = "precondition-required"
 
 
+class TooManyRequests(ProblemError):
+    status = 429
+    slug = "rate-limited"
+
+
+class BadGateway(ProblemError):
+    status = 502
+    slug = "bad-gateway"
+
+
 class ServiceUnavailable(ProblemError):
     status = 503
     slug = "service-unavailable"
+
+
+class GatewayTimeout(ProblemError):
+    status = 504
+    slug = "gateway-timeout"
 
 
 def problem_type(slug: str | None) -> str:
