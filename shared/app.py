@@ -17,6 +17,7 @@ from shared.auth import TokenVerifier
 from shared.bus import Bus
 from shared.db import create_engine, create_sessionmaker
 from shared.errors import install_error_handlers, problem_response
+from shared.housekeeping import Housekeeping
 from shared.migrations import upgrade
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, run_checks
 from shared.outbox import Outbox, OutboxRelay
@@ -51,7 +52,7 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
         bus.start()
         relay = OutboxRelay(settings, app.state.sessionmaker, bus, outbox)
         relay.start()
-        workers = [make(app) for make in spec.workers]
+        workers = [Housekeeping(settings, app.state.sessionmaker), *(make(app) for make in spec.workers)]
         for worker in workers:
             worker.start()
         try:

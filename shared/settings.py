@@ -48,6 +48,11 @@ class CommonSettings(BaseSettings):
 
     cors_origins: list[str] = []
 
+    # Housekeeping: published outbox rows and idempotency keys are deleted after these periods.
+    outbox_retention_days: float = 7
+    idempotency_retention_days: float = 7
+    housekeeping_interval_seconds: float = 600
+
     @model_validator(mode="after")
     def _refuse_dev_secrets_outside_dev(self) -> CommonSettings:
         if self.env != "dev":

@@ -347,3 +347,35 @@ async def test_two_relays_on_postgresql_never_send_the_same_row(env: Env) -> Non
     assert sum(sent) == 300  # every row exactly once across both relays
     assert sent[0] > 0 and sent[1] > 0  # and both did work
     assert len(await stream_events(env.nats_url, env.stream)) == 300
+
+
+async def test_housekeeping_keeps_unpublished_rows_and_recent_keys(env: Env) -> None:
+    from datetime import timedelta
+
+    from services.beneficiaries.app import MIGRATIONS
+    from shared.db import utcnow
+    from shared.housekeeping import purge
+    from shared.idempotency import IdempotencyRecord
+
+    settings = env.settings(BeneficiariesSettings)
+    engine = create_engine(settings)
+    try:
+        await upgrade(engine, settings, MIGRATIONS)
+        sessionmaker = create_sessionmaker(engine)
+        old, recent = utcnow() - timedelta(days=30), utcnow() - timedelta(hours=1)
+        async with sessionmaker() as session, session.begin():
+            for name, published in (("old-sent", old), ("recent-sent", recent), ("never-sent", None)):
+                session.add(OutboxMessage(event_id=str(uuid.uuid4()), subject=name, payload=b"{}",
+                                          created_at=old, published_at=published))
+            for key, created in (("old", old), ("recent", recent)):
+                session.add(IdempotencyRecord(principal="p", key=key, method="POST", path="/x", request_hash="h",
+                                              status_code=201, body="{}", headers="{}", created_at=created))
+        async with sessionmaker() as session, session.begin():
+            assert await purge(session, settings) == (1, 1)
+        async with sessionmaker() as session:
+            subjects = set((await session.execute(select(OutboxMessage.subject))).scalars())
+            keys = set((await session.execute(select(IdempotencyRecord.key))).scalars())
+    finally:
+        await engine.dispose()
+    assert subjects == {"recent-sent", "never-sent"}  # an unpublished row is never purged, however old
+    assert keys == {"recent"}
