@@ -13,7 +13,7 @@ COMMUNITIES = [
     ("Al-Ramadi", "الرمادي", "IQG01Q03"),
 ]
 PEOPLE = [
-    ("أحمد", "علي", "حسن", "male", "1988-04-02", "returnee"),
+    ("حسين", "جاسم", "كريم", "male", "1986-02-17", "returnee"),
     ("فاطمة", "حسين", "عباس", "female", "1992-09-14", "idp"),
     ("Mohammed", "Kareem", "Jassim", "male", "1979-01-20", "host_community"),
     ("زينب", "كاظم", "جواد", "female", "2001-06-30", "returnee"),

@@ -156,6 +156,21 @@ def test_gateway_guards_and_contract(platform: RunningPlatform) -> None:
         assert ready.status_code == 200, ready.text
 
 
+def test_demo_data_loads_through_the_gateway(platform: RunningPlatform) -> None:
+    from services.demo import COMMUNITIES, PEOPLE, load_demo
+
+    headers = auth("me_officer")
+    before = httpx.get(f"{platform.url}/api/v1/indicators/summary", headers=headers).json()["beneficiaries_registered"]
+    message = load_demo(platform.url)
+    assert message == f"demo data: {len(COMMUNITIES)} communities, {len(PEOPLE)} people registered"
+    wait_for(lambda: httpx.get(f"{platform.url}/api/v1/indicators/summary", headers=headers)
+             .json()["beneficiaries_registered"] == before + len(PEOPLE))
+    assert load_demo(platform.url) == message  # loading again replays (Idempotency-Key), adds nobody
+    time.sleep(0.5)  # a second copy of any event would have been counted by now
+    after = httpx.get(f"{platform.url}/api/v1/indicators/summary", headers=headers).json()
+    assert after["beneficiaries_registered"] == before + len(PEOPLE)
+
+
 def test_readme_curl_examples_work_verbatim(platform: RunningPlatform) -> None:
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Try it", 1)[1]
