@@ -155,7 +155,7 @@ async def list_dead_letters(session: AsyncSession) -> list[DeadLetter]:
 
 
 async def replay_dead_letter(*, session: AsyncSession, applier: EventApplier, dead_letter_id: int) -> bool:
-    """Apply a dead letter's event again; on success it is removed. None when there is no such record."""
+    """Apply a dead letter's event again; on success it is removed. LookupError when there is no such record."""
     dead = await session.get(DeadLetter, dead_letter_id)
     if dead is None:
         raise LookupError(dead_letter_id)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from pydantic import PlainSerializer
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -68,6 +68,14 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN" if _read_only.get() else "BEGIN IMMEDIATE")
+
+
+async def advisory_xact_lock(conn: Any, key: str) -> None:
+    """On PostgreSQL, serialise transactions that take the same ``key`` until they end (no-op on SQLite,
+    where BEGIN IMMEDIATE already serialises writers)."""
+    dialect = conn.dialect if hasattr(conn, "dialect") else conn.bind.dialect  # a connection or a session
+    if dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

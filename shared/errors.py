@@ -134,12 +134,8 @@ def problem_response(
                         media_type=PROBLEM_JSON, headers=headers)
 
 
-def _loc(loc: tuple[Any, ...] | list[Any]) -> list[Any]:
-    return [part for part in loc]
-
-
 def validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"loc": _loc(e.get("loc", ())), "msg": e.get("msg", "invalid")} for e in errors]
+    return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "invalid")} for e in errors]
 
 
 def install_error_handlers(app: FastAPI) -> None:

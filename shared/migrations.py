@@ -10,6 +10,7 @@ from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.db import advisory_xact_lock
 from shared.settings import CommonSettings
 
 
@@ -30,8 +31,7 @@ async def upgrade(engine: AsyncEngine, settings: CommonSettings, script_location
     async with engine.begin() as conn:
         if settings.schema:
             # Replicas starting together must not migrate concurrently.
-            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
-                               {"k": f"crp-migrate-{settings.schema}"})
+            await advisory_xact_lock(conn, f"crp-migrate-{settings.schema}")
             await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{settings.schema}"'))
         await conn.run_sync(_upgrade, script_location)
 

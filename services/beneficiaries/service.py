@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, select, text
+from sqlalchemy import Select, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.beneficiaries import gazetteer
@@ -23,7 +23,7 @@ from services.beneficiaries.schemas import (
 )
 from shared.audit import audit
 from shared.auth import Principal
-from shared.db import utcnow
+from shared.db import advisory_xact_lock, utcnow
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events import BeneficiaryMerged, BeneficiaryRegistered, BeneficiaryUpdated, CommunityCreated
 from shared.outbox import Outbox
@@ -136,13 +136,8 @@ def _snapshot(b: Beneficiary) -> dict[str, Any]:
 
 
 async def _lock_block(session: AsyncSession, district_pcode: str, birth_year: int) -> None:
-    """Serialise registrations in one block on PostgreSQL, so two clerks can't both miss each other.
-
-    SQLite transactions already start with BEGIN IMMEDIATE, which serialises all writers.
-    """
-    if session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
-                              {"k": f"beneficiary-block:{district_pcode}:{birth_year}"})
+    """Serialise registrations in one block, so two clerks can't both miss each other."""
+    await advisory_xact_lock(session, f"beneficiary-block:{district_pcode}:{birth_year}")
 
 
 async def find_candidates(*, session: AsyncSession, name: PersonName, district_pcode: str, birth_year: int,

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, func, literal_column, select, union
+from sqlalchemy import delete, func, select, true, union
 from sqlalchemy.orm import aliased
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -26,7 +26,7 @@ from shared.settings import CommonSettings
 
 
 def _in(column: Any, governorates: frozenset[str] | None) -> Any:
-    return column.in_(governorates) if governorates is not None else literal_column("1") == 1
+    return column.in_(governorates) if governorates is not None else true()
 
 
 async def summary(*, session: AsyncSession, governorates: frozenset[str] | None) -> dict[str, Any]:
