@@ -25,7 +25,7 @@ from shared.audit import audit
 from shared.auth import Principal
 from shared.db import advisory_xact_lock, utcnow
 from shared.errors import Conflict, NotFound, Unprocessable
-from shared.events import BeneficiaryMerged, BeneficiaryRegistered, BeneficiaryUpdated, CommunityCreated
+from shared.events.beneficiaries import BeneficiaryMerged, BeneficiaryRegistered, BeneficiaryUpdated, CommunityCreated
 from shared.outbox import Outbox
 from shared.pii import keyed_hash
 from shared.scope import get_in_scope, select_in_scope

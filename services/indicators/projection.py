@@ -11,13 +11,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.indicators.models import CommunityRef, Person
 from shared.consumer import EventApplier, Handler
-from shared.events import (
-    BeneficiaryMerged,
-    BeneficiaryRegistered,
-    BeneficiaryUpdated,
-    CloudEvent,
-    CommunityCreated,
-)
+from shared.events import CloudEvent
+from shared.events.beneficiaries import BeneficiaryMerged, BeneficiaryRegistered, BeneficiaryUpdated, CommunityCreated
 
 _SNAPSHOT_FIELDS = ("sex", "birth_year", "displacement_status", "has_disability", "community_id", "household_id",
                     "district_pcode", "governorate_pcode")

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from services.indicators.app import create_app
 from services.indicators.config import IndicatorsSettings
 from shared.consumer import ProcessedEvent
-from shared.events import BeneficiaryMerged, BeneficiaryRegistered, CloudEvent
+from shared.events import CloudEvent
+from shared.events.beneficiaries import BeneficiaryMerged, BeneficiaryRegistered
 from tests.conftest import Env, eventually, running
 from tests.pipeline.test_outbox_consumer import publish_raw, registered_event
 

@@ -25,7 +25,8 @@ from services.indicators.models import Person
 from shared.bus import Bus
 from shared.consumer import DeadLetter, ProcessedEvent
 from shared.db import create_engine, create_sessionmaker
-from shared.events import BeneficiaryRegistered, CloudEvent, CommunityCreated
+from shared.events import CloudEvent
+from shared.events.beneficiaries import BeneficiaryRegistered, CommunityCreated
 from shared.migrations import upgrade
 from shared.outbox import OutboxMessage
 from tests.conftest import Env, NatsProcess, eventually, running
