@@ -27,16 +27,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway import apikeys
 from gateway.auth import ApiKeyStore, BearerCache
 from gateway.limits import RateLimiter
+from gateway.models import ApiKey
 from gateway.openapi import MergedOpenAPI
 from gateway.proxy import REQUEST_DROP, Proxy, child_traceparent
 from gateway.settings import PUBLIC_PREFIX, GatewaySettings
 from shared.auth import TokenVerifier, bearer_token
 from shared.db import create_engine, create_sessionmaker
 from shared.errors import Unauthorized, install_error_handlers, problem_response
-from shared.migrations import upgrade
+from shared.migrations import metadata_of, upgrade
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, request_id_var
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
 
 
 class Edge:
@@ -179,7 +180,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         configure_logging(settings.service_name, settings.log_level)
         engine = create_engine(settings)
         if settings.migrate_on_start:
-            await upgrade(engine, settings, MIGRATIONS)
+            await upgrade(engine, settings, MIGRATIONS, metadata_of(ApiKey))
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker = create_sessionmaker(engine)
         app.state.api_keys = edge.api_keys = ApiKeyStore(settings, sessionmaker)

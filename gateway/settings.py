@@ -4,20 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from shared import catalog
 from shared.settings import CommonSettings
-
-# The routing table: one line per service, (default URL, the path prefixes it serves).
-# Adding a service is one line here; its URL can be overridden with CRP_UPSTREAMS.
-SERVICES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "beneficiaries": ("http://127.0.0.1:8001", ("/api/v1/locations", "/api/v1/communities",
-                                                "/api/v1/households", "/api/v1/beneficiaries")),
-    "grants": ("http://127.0.0.1:8002", ("/api/v1/grants",)),
-    "training": ("http://127.0.0.1:8003", ("/api/v1/courses", "/api/v1/enrolments")),
-    "infrastructure": ("http://127.0.0.1:8004", ("/api/v1/infrastructure-projects",
-                                                 "/api/v1/community-assessments")),
-    "feedback": ("http://127.0.0.1:8005", ("/api/v1/feedback", "/api/v1/resource-centres")),
-    "indicators": ("http://127.0.0.1:8006", ("/api/v1/indicators", "/api/v1/public/indicators")),
-}
 
 # Paths under this prefix need no token at the gateway (the services decide for themselves).
 PUBLIC_PREFIX = "/api/v1/public/"
@@ -28,11 +16,13 @@ class GatewaySettings(CommonSettings):
 
     service_name: str = "gateway"
 
+    # The routing table, derived from the service list (shared/catalog.py):
     # service name -> base URL (CRP_UPSTREAMS is JSON); a service absent here answers 503.
-    upstreams: dict[str, str] = Field(default_factory=lambda: {name: url for name, (url, _) in SERVICES.items()})
-    # service name -> path prefixes (CRP_ROUTES to override the table above).
-    routes: dict[str, list[str]] = Field(
-        default_factory=lambda: {name: list(prefixes) for name, (_, prefixes) in SERVICES.items()})
+    upstreams: dict[str, str] = Field(default_factory=lambda: {
+        name: f"http://127.0.0.1:{catalog.port(name)}" for name in catalog.NAMES})
+    # service name -> path prefixes (CRP_ROUTES to override them).
+    routes: dict[str, list[str]] = Field(default_factory=lambda: {
+        entry.name: list(entry.prefixes) for entry in catalog.SERVICES})
 
     max_body_bytes: int = 10 * 1024 * 1024      # larger request bodies are refused with 413
     connect_timeout_seconds: float = 2.0        # TCP connect to an upstream; exceeded is 504

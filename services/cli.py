@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import importlib.util
 import json
 import os
 import shutil
@@ -17,16 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shared.settings import SERVICE_ORDER, CommonSettings
-
-
-def available_services() -> list[str]:
-    """Services of the contract that exist in this checkout, in port order."""
-    return [name for name in SERVICE_ORDER if importlib.util.find_spec(f"services.{name}") is not None]
-
-
-def service_module(name: str) -> Any:
-    return importlib.import_module(f"services.{name}.app")
+from shared import catalog
+from shared.settings import CommonSettings
 
 
 # -- crp token ------------------------------------------------------------------------------------
@@ -43,17 +33,16 @@ def cmd_token(args: argparse.Namespace) -> int:
 # -- crp migrate ----------------------------------------------------------------------------------
 def cmd_migrate(args: argparse.Namespace) -> int:
     from shared.db import create_engine
-    from shared.migrations import upgrade
 
-    names = args.service or available_services()
+    names = args.service or catalog.built()
 
     async def run() -> None:
         for name in names:
-            module = service_module(name)
-            settings = module.Settings()
+            service = catalog.load(name)
+            settings = service.make_settings()
             engine = create_engine(settings)
             try:
-                await upgrade(engine, settings, module.MIGRATIONS)
+                await service.migrate(engine, settings)
             finally:
                 await engine.dispose()
             print(f"{name}: migrated ({settings.schema or settings.async_database_url})")
@@ -65,7 +54,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 # -- crp indicators rebuild -----------------------------------------------------------------------
 def cmd_indicators_rebuild(args: argparse.Namespace) -> int:
     from services.indicators.config import IndicatorsSettings
-    from services.indicators.projection import make_applier
     from services.indicators.service import rebuild
     from shared.bus import Bus
     from shared.db import create_engine, create_sessionmaker
@@ -76,16 +64,15 @@ def cmd_indicators_rebuild(args: argparse.Namespace) -> int:
         print(f"  replayed up to stream sequence {seq} of {last}", file=sys.stderr, flush=True)
 
     async def run() -> int:
-        from services.indicators.app import MIGRATIONS
-        from shared.migrations import upgrade
+        from services.indicators.app import service
 
         engine = create_engine(settings)
         bus = Bus(settings, name="crp-indicators-rebuild")
         bus.start()
         try:
-            await upgrade(engine, settings, MIGRATIONS)
+            await service.migrate(engine, settings)
             async with create_sessionmaker(engine)() as session, session.begin():
-                return await rebuild(session=session, bus=bus, settings=settings, applier=make_applier(),
+                return await rebuild(session=session, bus=bus, settings=settings, applier=service.applier(),
                                      progress=progress)
         finally:
             await bus.close()
@@ -156,10 +143,10 @@ class Platform:
         self.log_dir = log_dir or self.data_dir / "logs"
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.nats: subprocess.Popen[bytes] | None = None
-        self.services = available_services()
+        self.services = catalog.built()
 
     def service_port(self, name: str) -> int:
-        return self.port + 1 + SERVICE_ORDER.index(name)
+        return catalog.port(name, self.port)
 
     def upstreams(self) -> dict[str, str]:
         """The gateway's upstreams: only services that exist, so its readiness means what it says
@@ -233,7 +220,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         platform.wait_ready()
         base = f"http://127.0.0.1:{args.port}"
         print(f"CRP platform ready\n  gateway        {base}  (docs {base}/docs)", flush=True)
-        for name in SERVICE_ORDER:
+        for name in catalog.NAMES:
             state = f"http://127.0.0.1:{platform.service_port(name)}" if name in platform.services else "not built yet"
             print(f"  {name:<15}{state}", flush=True)
         print(f"  data           {platform.data_dir}\n  logs           {platform.log_dir}", flush=True)
@@ -272,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     token.set_defaults(func=cmd_token)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
-    migrate.add_argument("--service", action="append", choices=list(SERVICE_ORDER))
+    migrate.add_argument("--service", action="append", choices=list(catalog.NAMES))
     migrate.set_defaults(func=cmd_migrate)
 
     indicators = sub.add_parser("indicators", help="indicators service operations")

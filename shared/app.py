@@ -3,48 +3,106 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+import importlib.util
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import SQLModel
 
 from shared.auth import TokenVerifier
 from shared.bus import Bus
+from shared.consumer import CONSUMER_TABLES, EventApplier, EventConsumer, Handler
 from shared.db import create_engine, create_sessionmaker
 from shared.errors import install_error_handlers, problem_response
 from shared.housekeeping import Housekeeping
-from shared.migrations import upgrade
+from shared.idempotency import IdempotencyRecord
+from shared.migrations import metadata_of, upgrade
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, run_checks
-from shared.outbox import Outbox, OutboxRelay
+from shared.outbox import Outbox, OutboxMessage, OutboxRelay
 from shared.settings import CommonSettings
+from shared.worker import BackgroundWorker
+
+COMMON_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid token (problem+json)"},
+    403: {"description": "Your role does not allow this (problem+json)"},
+    422: {"description": "Invalid input (problem+json with `errors`)"},
+}
+"""Documented on every route of every service (OpenAPI)."""
 
 
-@dataclass
-class ServiceSpec:
-    settings: CommonSettings
+@dataclass(frozen=True)
+class Service:
+    """A service, declared once in its package (``service = Service(...)`` in ``services/<name>/app.py``).
+
+    Everything else follows from the declaration and the service list (``shared.catalog``): its
+    settings and database, its migrations (``services/<name>/migrations/versions``, run by the one
+    Alembic environment), the outbox and its relay, housekeeping, health and metrics routes, the
+    problem+json handlers, and, when it has ``handlers``, a durable consumer of the event stream.
+    """
+
+    name: str
     title: str
     description: str
     routers: Sequence[APIRouter]
-    migrations: Path
-    # Extra background work, built once the app state exists (e.g. an event consumer).
-    workers: Sequence[Callable[[FastAPI], Any]] = field(default_factory=tuple)
+    tables: Sequence[type[SQLModel]]  # its own tables; the outbox and idempotency-key tables come with it
+    settings: type[CommonSettings] = CommonSettings
+    handlers: Mapping[str, Handler] | None = None  # event type -> handler: the service consumes the stream
     openapi_tags: list[dict[str, str]] | None = None
 
+    @property
+    def versions(self) -> Path:
+        """Where this service's Alembic revisions live."""
+        spec = importlib.util.find_spec(f"services.{self.name}")
+        assert spec is not None and spec.submodule_search_locations, f"no package services.{self.name}"
+        return Path(spec.submodule_search_locations[0]) / "migrations" / "versions"
 
-def create_service_app(spec: ServiceSpec) -> FastAPI:
-    settings = spec.settings
+    def metadata(self) -> MetaData:
+        """The tables this service's migrations must produce (compared with them in the tests)."""
+        tables = [*self.tables, OutboxMessage, IdempotencyRecord]
+        if self.handlers is not None:
+            tables += CONSUMER_TABLES
+        return metadata_of(*tables)
+
+    def make_settings(self, **values: Any) -> CommonSettings:
+        """This service's settings from the environment (``values`` override it)."""
+        return self.settings(**{"service_name": self.name, **values})
+
+    async def migrate(self, engine: AsyncEngine, settings: CommonSettings) -> None:
+        await upgrade(engine, settings, self.versions, self.metadata())
+
+    def applier(self) -> EventApplier:
+        return EventApplier(self.name, self.handlers or {})
+
+    def create_app(self, settings: CommonSettings | None = None) -> FastAPI:
+        """The ASGI app (``uvicorn --factory services.<name>.app:create_app``)."""
+        settings = settings or self.make_settings()
+        workers: list[Callable[[FastAPI], BackgroundWorker]] = []
+        applier = self.applier()
+        if self.handlers is not None:
+            workers.append(lambda app: EventConsumer(
+                settings, app.state.sessionmaker, app.state.bus, applier,
+                durable=settings.consumer_durable or self.name, max_deliver=settings.consumer_max_deliver))
+        app = create_service_app(self, settings, workers)
+        app.state.applier = applier
+        return app
+
+
+def create_service_app(service: Service, settings: CommonSettings,
+                       workers: Sequence[Callable[[FastAPI], BackgroundWorker]] = ()) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_level)
         engine = create_engine(settings)
         if settings.migrate_on_start:
-            await upgrade(engine, settings, spec.migrations)
+            await service.migrate(engine, settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.bus = bus = Bus(settings)
@@ -52,20 +110,20 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
         bus.start()
         relay = OutboxRelay(settings, app.state.sessionmaker, bus, outbox)
         relay.start()
-        workers = [Housekeeping(settings, app.state.sessionmaker), *(make(app) for make in spec.workers)]
-        for worker in workers:
+        running = [Housekeeping(settings, app.state.sessionmaker), *(make(app) for make in workers)]
+        for worker in running:
             worker.start()
         try:
             yield
         finally:
-            for worker in workers:
+            for worker in running:
                 await worker.stop()
             await relay.stop()
             await bus.close()
             await engine.dispose()
 
-    app = FastAPI(title=spec.title, description=spec.description, version="1.0.0", lifespan=lifespan,
-                  openapi_tags=spec.openapi_tags)
+    app = FastAPI(title=service.title, description=service.description, version="1.0.0", lifespan=lifespan,
+                  openapi_tags=service.openapi_tags)
     app.state.settings = settings
     app.state.verifier = TokenVerifier(settings)
     install_error_handlers(app)
@@ -74,8 +132,8 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
                            allow_headers=["*"], expose_headers=["ETag", "Link", "X-Request-ID", "Location"])
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
     app.include_router(health_router())
-    for router in spec.routers:
-        app.include_router(router)
+    for router in service.routers:
+        app.include_router(router, responses=COMMON_PROBLEMS)
     return app
 
 

@@ -54,6 +54,10 @@ class DeadLetter(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+CONSUMER_TABLES: tuple[type[SQLModel], ...] = (ProcessedEvent, DeadLetter)
+"""The tables every consuming service has beside its projections."""
+
+
 class EventApplier:
     """Applies one event exactly once to a database, whatever path it arrives by."""
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.encoders import jsonable_encoder
@@ -20,6 +21,8 @@ from sqlmodel import Field, SQLModel
 from shared.auth import CurrentPrincipal
 from shared.db import SessionDep, utcnow
 from shared.errors import Unprocessable
+
+T = TypeVar("T")
 
 REPLAYED_HEADER = "Idempotency-Replayed"
 _KEPT_HEADERS = ("etag", "location")
@@ -40,7 +43,12 @@ class IdempotencyRecord(SQLModel, table=True):
 
 
 class Idempotency:
-    """Per-request helper: ``replay()`` before the work, ``respond()`` after it."""
+    """Per-request helper. A POST route is one call::
+
+        return await idem.once(svc.create_thing(session=session, ...), ThingPublic.model_validate, status_code=201)
+
+    (``replay()`` before the work and ``respond()`` after it, for the rare route that needs them apart).
+    """
 
     def __init__(self, request: Request, session: Any, principal_sub: str) -> None:
         self.request = request
@@ -73,6 +81,17 @@ class Idempotency:
         headers = json.loads(record.headers)
         headers[REPLAYED_HEADER] = "true"
         return JSONResponse(json.loads(record.body), status_code=record.status_code, headers=headers)
+
+    async def once(self, work: Coroutine[Any, Any, T], render: Callable[[T], Any], *, status_code: int = 200,
+                   headers: Callable[[T], dict[str, str]] | None = None) -> JSONResponse:
+        """The stored response when the key was used before (``work`` is then never run); else run ``work``,
+        render its result, and store the response in the same transaction as the work's change."""
+        if (replay := await self.replay()) is not None:
+            work.close()
+            return replay
+        result = await work
+        return await self.respond(render(result), status_code=status_code,
+                                  headers=headers(result) if headers else None)
 
     async def respond(self, content: Any, *, status_code: int = 200,
                       headers: dict[str, str] | None = None) -> JSONResponse:

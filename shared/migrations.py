@@ -1,4 +1,10 @@
-"""Alembic per service: applied at start-up (under an advisory lock on PostgreSQL) or by `crp migrate`."""
+"""Alembic: one environment (``shared/alembic_env``) for every service, each with its own revisions.
+
+A service's revisions live in ``services/<name>/migrations/versions`` (the gateway's in
+``gateway/migrations/versions``); the environment is given the service's connection and its
+metadata (for ``alembic revision --autogenerate`` and the tests that compare migrations with models).
+Migrations are applied at start-up (under an advisory lock on PostgreSQL) or by `crp migrate`.
+"""
 
 from __future__ import annotations
 
@@ -7,43 +13,53 @@ from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import advisory_xact_lock
 from shared.settings import CommonSettings
 
+ENVIRONMENT = Path(__file__).parent / "alembic_env"
 
-def _config(script_location: Path, connection: Any | None = None) -> Config:
+
+def alembic_config(versions: Path, metadata: MetaData | None = None, connection: Any | None = None) -> Config:
+    """The Alembic configuration of one service: the shared environment, the service's revisions."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(script_location))
+    cfg.set_main_option("script_location", str(ENVIRONMENT))
+    cfg.set_main_option("version_locations", str(versions))
+    cfg.attributes["target_metadata"] = metadata
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
 
 
-def _upgrade(connection: Any, script_location: Path) -> None:
-    command.upgrade(_config(script_location, connection), "head")
-
-
-async def upgrade(engine: AsyncEngine, settings: CommonSettings, script_location: Path) -> None:
-    """Bring the service's database (or PostgreSQL schema) to the newest revision."""
+async def upgrade(engine: AsyncEngine, settings: CommonSettings, versions: Path,
+                  metadata: MetaData | None = None) -> None:
+    """Bring the service's database (or PostgreSQL schema) to the newest revision in ``versions``."""
     async with engine.begin() as conn:
         if settings.schema:
             # Replicas starting together must not migrate concurrently.
             await advisory_xact_lock(conn, f"crp-migrate-{settings.schema}")
             await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{settings.schema}"'))
-        await conn.run_sync(_upgrade, script_location)
+        await conn.run_sync(lambda sync: command.upgrade(alembic_config(versions, metadata, sync), "head"))
+
+
+def metadata_of(*models: Any) -> MetaData:
+    """A metadata holding just these tables (SQLModel's own holds every table imported anywhere)."""
+    metadata = MetaData()
+    for model in models:
+        model.__table__.to_metadata(metadata)
+    return metadata
 
 
 def run_env() -> None:
-    """Body of every service's ``migrations/env.py``."""
+    """Body of the one ``env.py``: runs online, on the connection the caller passed."""
     connection = context.config.attributes.get("connection")
     if connection is None:
         raise RuntimeError("run migrations with `crp migrate`, which passes a connection")
     context.configure(
         connection=connection,
-        target_metadata=None,
+        target_metadata=context.config.attributes.get("target_metadata"),
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():

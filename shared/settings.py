@@ -12,8 +12,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_JWT_SECRET = "crp-dev-secret-do-not-use-outside-dev-0123456789abcdef"
 DEV_PII_KEY = "crp-dev-pii-key-do-not-use-outside-dev-0123456789abcdef"
 
-SERVICE_ORDER = ("beneficiaries", "grants", "training", "infrastructure", "feedback", "indicators")
-
 
 class CommonSettings(BaseSettings):
     """What every process of the platform reads from the environment."""
@@ -35,6 +33,9 @@ class CommonSettings(BaseSettings):
     nats_stream: str = "CRP"
     subject_prefix: str = "crp"
     duplicate_window_seconds: float = 600.0
+    # Services that consume the stream: the durable consumer's name (default: the service name).
+    consumer_durable: str | None = None
+    consumer_max_deliver: int = 5
 
     # Tokens
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)

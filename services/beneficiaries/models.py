@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from shared.db import utcnow
@@ -42,6 +42,8 @@ class Household(SQLModel, table=True):
 
 class Beneficiary(SQLModel, table=True):
     __tablename__ = "beneficiaries"
+    # Duplicate detection compares a registration with the people of its block (district, birth year).
+    __table_args__ = (Index("ix_beneficiaries_block", "district_pcode", "birth_year"),)
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     first_name: str = Field(max_length=100)

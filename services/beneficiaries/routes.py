@@ -35,13 +35,10 @@ Registrar = require_roles("programme_manager", "case_worker", "partner_system")
 Reader = require_roles("programme_manager", "case_worker", "me_officer", "partner_system")
 Manager = require_roles("programme_manager")
 
-PROBLEMS = {401: {"description": "No valid token"}, 403: {"description": "Role not allowed"},
-            422: {"description": "Invalid input (problem+json with errors)"}}
-
-locations = APIRouter(prefix="/api/v1/locations", tags=["locations"], responses=PROBLEMS)
-communities = APIRouter(prefix="/api/v1/communities", tags=["communities"], responses=PROBLEMS)
-households = APIRouter(prefix="/api/v1/households", tags=["households"], responses=PROBLEMS)
-beneficiaries = APIRouter(prefix="/api/v1/beneficiaries", tags=["beneficiaries"], responses=PROBLEMS)
+locations = APIRouter(prefix="/api/v1/locations", tags=["locations"])
+communities = APIRouter(prefix="/api/v1/communities", tags=["communities"])
+households = APIRouter(prefix="/api/v1/households", tags=["households"])
+beneficiaries = APIRouter(prefix="/api/v1/beneficiaries", tags=["beneficiaries"])
 
 
 @locations.get("/governorates", response_model=list[AreaPublic])
@@ -66,10 +63,8 @@ async def list_districts(principal: CurrentPrincipal,
 async def create_community(body: CommunityCreate, session: SessionDep, outbox: OutboxDep,
                            principal: Registrar, idem: IdempotencyDep) -> JSONResponse:
     """Create a community in a district; its governorate is derived from the district P-code."""
-    if replay := await idem.replay():
-        return replay
-    community = await svc.create_community(session=session, outbox=outbox, principal=principal, data=body)
-    return await idem.respond(CommunityPublic.model_validate(community), status_code=201)
+    return await idem.once(svc.create_community(session=session, outbox=outbox, principal=principal, data=body),
+                           CommunityPublic.model_validate, status_code=201)
 
 
 @communities.get("", response_model=Page[CommunityPublic])
@@ -94,10 +89,8 @@ async def get_community(community_id: str, session: SessionDep, principal: Curre
 async def create_household(body: HouseholdCreate, session: SessionDep, principal: Registrar,
                            idem: IdempotencyDep) -> JSONResponse:
     """Create a household in a community."""
-    if replay := await idem.replay():
-        return replay
-    household = await svc.create_household(session=session, principal=principal, data=body)
-    return await idem.respond(HouseholdPublic.model_validate(household), status_code=201)
+    return await idem.once(svc.create_household(session=session, principal=principal, data=body),
+                           HouseholdPublic.model_validate, status_code=201)
 
 
 @households.get("/{household_id}", response_model=HouseholdPublic)
@@ -117,13 +110,11 @@ async def register_beneficiary(request: Request, body: BeneficiaryCreate, sessio
     refused with 409 and `candidates` (`id`, `score`, `reasons`); send the same body again with
     `"confirm_not_duplicate": true` to register anyway. The same `national_id` twice is always 409.
     """
-    if replay := await idem.replay():
-        return replay
-    beneficiary = await svc.register(session=session, outbox=outbox, settings=request.app.state.settings,
-                                     principal=principal, data=body)
-    return await idem.respond(svc.to_public(beneficiary), status_code=201,
-                              headers={"ETag": make_etag(beneficiary.id, beneficiary.version),
-                                       "Location": f"/api/v1/beneficiaries/{beneficiary.id}"})
+    return await idem.once(
+        svc.register(session=session, outbox=outbox, settings=request.app.state.settings, principal=principal,
+                     data=body),
+        svc.to_public, status_code=201,
+        headers=lambda b: {"ETag": make_etag(b.id, b.version), "Location": f"/api/v1/beneficiaries/{b.id}"})
 
 
 @beneficiaries.get("", response_model=Page[BeneficiaryPublic])
@@ -170,12 +161,9 @@ async def update_beneficiary(request: Request, beneficiary_id: str, body: Benefi
 async def merge_beneficiaries(beneficiary_id: str, body: MergeRequest, session: SessionDep, outbox: OutboxDep,
                               principal: Manager, idem: IdempotencyDep) -> JSONResponse:
     """Fold `duplicate_id` into this record; every service and indicator then counts them as one person."""
-    if replay := await idem.replay():
-        return replay
-    survivor = await svc.merge(session=session, outbox=outbox, principal=principal,
-                               survivor_id=beneficiary_id, duplicate_id=body.duplicate_id)
-    return await idem.respond(svc.to_public(survivor),
-                              headers={"ETag": make_etag(survivor.id, survivor.version)})
+    return await idem.once(svc.merge(session=session, outbox=outbox, principal=principal,
+                                     survivor_id=beneficiary_id, duplicate_id=body.duplicate_id),
+                           svc.to_public, headers=lambda b: {"ETag": make_etag(b.id, b.version)})
 
 
 routers = (locations, communities, households, beneficiaries)

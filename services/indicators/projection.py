@@ -10,7 +10,7 @@ from sqlalchemy import update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.indicators.models import CommunityRef, Person
-from shared.consumer import EventApplier, Handler
+from shared.consumer import Handler
 from shared.events import CloudEvent
 from shared.events.beneficiaries import BeneficiaryMerged, BeneficiaryRegistered, BeneficiaryUpdated, CommunityCreated
 
@@ -86,6 +86,3 @@ HANDLERS: dict[str, Handler] = {
     CommunityCreated.event_type(): on_community_created,
 }
 
-
-def make_applier() -> EventApplier:
-    return EventApplier("indicators", HANDLERS)

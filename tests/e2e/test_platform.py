@@ -16,14 +16,14 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.settings import SERVICE_ORDER
+from shared.catalog import NAMES
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 CRP = [sys.executable, "-m", "services.cli"]
 
 
-def free_block(size: int = len(SERVICE_ORDER) + 1) -> int:
+def free_block(size: int = len(NAMES) + 1) -> int:
     """A base port P such that P..P+size-1 are all free."""
     for _ in range(200):
         with socket.socket() as s:
@@ -103,7 +103,7 @@ def wait_for(check: Any, timeout: float = 10.0) -> Any:
 def test_dev_prints_every_url(platform: RunningPlatform) -> None:
     text = "".join(platform.output)
     assert f"gateway        http://127.0.0.1:{platform.port}" in text
-    for offset, name in enumerate(SERVICE_ORDER, start=1):
+    for offset, name in enumerate(NAMES, start=1):
         assert re.search(rf"{name}\s+(http://127.0.0.1:{platform.port + offset}|not built yet)", text), name
     assert f"beneficiaries  http://127.0.0.1:{platform.port + 1}" in text
 
@@ -191,6 +191,6 @@ def test_sigterm_stops_everything(platform: RunningPlatform) -> None:
     assert platform.proc.wait(30) == 0
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{platform.url}/healthz", timeout=2)
-    for offset in range(1, len(SERVICE_ORDER) + 1):
+    for offset in range(1, len(NAMES) + 1):
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{platform.port + offset}/healthz", timeout=2)

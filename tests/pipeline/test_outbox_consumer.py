@@ -27,7 +27,6 @@ from shared.consumer import DeadLetter, ProcessedEvent
 from shared.db import create_engine, create_sessionmaker
 from shared.events import CloudEvent
 from shared.events.beneficiaries import BeneficiaryRegistered, CommunityCreated
-from shared.migrations import upgrade
 from shared.outbox import OutboxMessage
 from tests.conftest import Env, NatsProcess, eventually, running
 
@@ -316,12 +315,12 @@ def test_event_payloads_carry_no_personal_data() -> None:
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite runs one relay per service
 async def test_two_relays_on_postgresql_never_send_the_same_row(env: Env) -> None:
     """FOR UPDATE SKIP LOCKED: replicas share the outbox without publishing a row twice."""
-    from services.beneficiaries.app import MIGRATIONS
+    from services.beneficiaries.app import service
     from shared.outbox import Outbox, OutboxRelay
 
     settings = env.settings(BeneficiariesSettings)
     engine = create_engine(settings)
-    await upgrade(engine, settings, MIGRATIONS)
+    await service.migrate(engine, settings)
     sessionmaker = create_sessionmaker(engine)
     async with sessionmaker() as session:
         outbox = Outbox(settings)
@@ -353,7 +352,7 @@ async def test_two_relays_on_postgresql_never_send_the_same_row(env: Env) -> Non
 async def test_housekeeping_keeps_unpublished_rows_and_recent_keys(env: Env) -> None:
     from datetime import timedelta
 
-    from services.beneficiaries.app import MIGRATIONS
+    from services.beneficiaries.app import service
     from shared.db import utcnow
     from shared.housekeeping import purge
     from shared.idempotency import IdempotencyRecord
@@ -361,7 +360,7 @@ async def test_housekeeping_keeps_unpublished_rows_and_recent_keys(env: Env) -> 
     settings = env.settings(BeneficiariesSettings)
     engine = create_engine(settings)
     try:
-        await upgrade(engine, settings, MIGRATIONS)
+        await service.migrate(engine, settings)
         sessionmaker = create_sessionmaker(engine)
         old, recent = utcnow() - timedelta(days=30), utcnow() - timedelta(hours=1)
         async with sessionmaker() as session, session.begin():
