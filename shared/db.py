@@ -33,16 +33,18 @@ UtcDatetime = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]
 
 
 def create_engine(settings: CommonSettings) -> AsyncEngine:
+    """The service's engine. Bound parameters (names, dates of birth, phones...) are hidden from logs and
+    from database errors' messages: ``hide_parameters`` on every engine."""
     url = settings.async_database_url
     if settings.is_sqlite:
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         _sqlite_pragmas(engine)
         return engine
     return create_async_engine(
-        url, pool_size=10, max_overflow=20, pool_pre_ping=True,
+        url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True,
         connect_args={"server_settings": {"search_path": settings.schema or "public"}},
     )
 

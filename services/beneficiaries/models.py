@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
+from shared.concurrency import Versioned
 from shared.db import utcnow
 
 
@@ -40,7 +41,7 @@ class Household(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
-class Beneficiary(SQLModel, table=True):
+class Beneficiary(Versioned, table=True):
     __tablename__ = "beneficiaries"
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
@@ -62,6 +63,5 @@ class Beneficiary(SQLModel, table=True):
     disability: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     consent_obtained_on: date
     merged_into_id: str | None = Field(default=None, max_length=36, index=True)
-    version: int = 1
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)

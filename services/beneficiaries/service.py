@@ -23,6 +23,7 @@ from services.beneficiaries.schemas import (
 )
 from shared.audit import audit
 from shared.auth import Principal
+from shared.concurrency import lock_rows
 from shared.db import advisory_xact_lock, utcnow
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events.beneficiaries import BeneficiaryMerged, BeneficiaryRegistered, BeneficiaryUpdated, CommunityCreated
@@ -273,9 +274,9 @@ async def update(*, session: AsyncSession, outbox: Outbox, settings: CommonSetti
         return beneficiary
     beneficiary.birth_year = beneficiary.date_of_birth.year
     beneficiary.search_key = search_key(_person_name(beneficiary))
-    beneficiary.version += 1
     beneficiary.updated_at = utcnow()
     session.add(beneficiary)
+    await session.flush()  # the version-checked UPDATE: a concurrent change loses here (StaleDataError)
     audit(session, principal=principal, entity="beneficiary", entity_id=beneficiary.id, action="updated",
           fields=changed)
     outbox.emit(session, BeneficiaryUpdated(**_snapshot(beneficiary), changed_fields=sorted(changed)),
@@ -289,6 +290,9 @@ async def merge(*, session: AsyncSession, outbox: Outbox, principal: Principal, 
     """Fold ``duplicate_id`` into ``survivor_id``: from then on everything counts them as one person."""
     if survivor_id == duplicate_id:
         raise _field_error("duplicate_id", "a record cannot be merged into itself")
+    # Both rows locked in one order: crossed merges (A into B, B into A) queue instead of deadlocking, and
+    # the second reads the first one's result (409 below); the version check backs this up.
+    await lock_rows(session, Beneficiary, (survivor_id, duplicate_id))
     survivor = await get_beneficiary(session=session, principal=principal, beneficiary_id=survivor_id)
     try:
         duplicate = await get_beneficiary(session=session, principal=principal, beneficiary_id=duplicate_id)
@@ -306,13 +310,15 @@ async def merge(*, session: AsyncSession, outbox: Outbox, principal: Principal, 
         record.merged_into_id = survivor.id
     survivor_fields = {"merged_from"}
     if survivor.national_id_hash is None and duplicate.national_id_hash is not None:
-        survivor.national_id_hash, duplicate.national_id_hash = duplicate.national_id_hash, None
+        # The hash is unique: free it on the duplicate before the survivor takes it.
+        moved, duplicate.national_id_hash = duplicate.national_id_hash, None
         await session.flush()
+        survivor.national_id_hash = moved
         survivor_fields.add("national_id")
     duplicate.merged_into_id = survivor.id
     for record in (survivor, duplicate):
-        record.version += 1
         record.updated_at = now
+    await session.flush()  # version-checked UPDATEs of both records
     audit(session, principal=principal, entity="beneficiary", entity_id=duplicate.id, action="merged_into",
           fields={"merged_into_id"})
     audit(session, principal=principal, entity="beneficiary", entity_id=survivor.id, action="merged",
