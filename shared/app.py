@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 
@@ -21,6 +21,7 @@ from shared.housekeeping import Housekeeping
 from shared.migrations import upgrade
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, run_checks
 from shared.outbox import Outbox, OutboxRelay
+from shared.schemas import refuse_control_characters
 from shared.settings import CommonSettings
 
 
@@ -65,7 +66,7 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(title=spec.title, description=spec.description, version="1.0.0", lifespan=lifespan,
-                  openapi_tags=spec.openapi_tags)
+                  openapi_tags=spec.openapi_tags, dependencies=[Depends(refuse_control_characters)])
     app.state.settings = settings
     app.state.verifier = TokenVerifier(settings)
     install_error_handlers(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,16 @@ def rfc3339(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _not_debug(record: logging.LogRecord) -> bool:
+    return record.levelno > logging.DEBUG
+
+
+# At DEBUG, aiosqlite logs every operation with its parameters and SQLAlchemy every row it fetches:
+# names, dates of birth, phones. Whatever the configured levels, those records are dropped.
+for _name in ("aiosqlite", "sqlalchemy.engine.Engine"):
+    logging.getLogger(_name).addFilter(_not_debug)
 
 
 UtcDatetime = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]

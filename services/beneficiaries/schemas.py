@@ -8,15 +8,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared.db import UtcDatetime
+from shared.schemas import Strict
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Sex = Literal["female", "male"]
 DisplacementStatus = Literal["idp", "returnee", "host_community"]
 WgAnswer = Annotated[int, Field(ge=1, le=4)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class AreaPublic(BaseModel):
