@@ -162,10 +162,12 @@ async def _national_id_owner(session: AsyncSession, national_id_hash: str) -> Be
     return (await session.execute(stmt)).scalars().first()
 
 
-def _national_id_conflict(principal: Principal, owner: Beneficiary) -> Conflict:
-    visible = principal.sees(owner.governorate_pcode)
-    return Conflict("A person with this national ID is already registered", slug="duplicate-national-id",
-                    candidates=[{"id": owner.id, "score": 1.0, "reasons": ["same national ID"]}] if visible else [])
+def _national_id_conflict() -> Conflict:
+    # The same answer whoever holds the ID and wherever they are registered: naming the holder only when
+    # the caller may see them would tell a scoped caller, by its absence, that the person is registered
+    # in a governorate outside their scope. Only "this ID is on file" is said, which uniqueness requires.
+    return Conflict("A person with this national ID is already registered. Search for them by name; the "
+                    "record may be outside your governorates.", slug="duplicate-national-id", candidates=[])
 
 
 async def register(*, session: AsyncSession, outbox: Outbox, settings: CommonSettings, principal: Principal,
@@ -178,8 +180,8 @@ async def register(*, session: AsyncSession, outbox: Outbox, settings: CommonSet
     await _lock_block(session, community.district_pcode, birth_year)
 
     nid_hash = keyed_hash(settings, data.national_id) if data.national_id else None
-    if nid_hash and (owner := await _national_id_owner(session, nid_hash)) is not None:
-        raise _national_id_conflict(principal, owner)
+    if nid_hash and await _national_id_owner(session, nid_hash) is not None:
+        raise _national_id_conflict()
     if not data.confirm_not_duplicate:
         candidates = await find_candidates(session=session, name=_person_name(data),
                                            district_pcode=community.district_pcode, birth_year=birth_year)
@@ -266,8 +268,8 @@ async def update(*, session: AsyncSession, outbox: Outbox, settings: CommonSetti
     if "national_id" in fields:
         new_hash = keyed_hash(settings, data.national_id) if data.national_id else None
         if new_hash != beneficiary.national_id_hash:
-            if new_hash and (owner := await _national_id_owner(session, new_hash)) is not None:
-                raise _national_id_conflict(principal, owner)
+            if new_hash and await _national_id_owner(session, new_hash) is not None:
+                raise _national_id_conflict()
             beneficiary.national_id_hash = new_hash
             changed.add("national_id")
     if not changed:
