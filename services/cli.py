@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shared.auth import ROLES
 from shared.settings import SERVICE_ORDER, CommonSettings
 
 
@@ -30,6 +31,15 @@ def service_module(name: str) -> Any:
 
 
 # -- crp token ------------------------------------------------------------------------------------
+def governorate_arg(value: str) -> str:
+    """An admin1 P-code of the gazetteer (IQG01..IQG18), or ``*`` for all."""
+    from services.beneficiaries.gazetteer import is_governorate
+
+    if value == "*" or is_governorate(value):
+        return value
+    raise argparse.ArgumentTypeError(f"unknown governorate P-code {value!r} (IQG01..IQG18, or *)")
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from shared.auth import issue_token
 
@@ -265,8 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     dev.set_defaults(func=cmd_dev)
 
     token = sub.add_parser("token", help="print a bearer token from the development issuer")
-    token.add_argument("--role", action="append", required=True, help="a role (repeatable)")
-    token.add_argument("--governorate", action="append", help="an admin1 P-code (repeatable); default all")
+    token.add_argument("--role", action="append", required=True, choices=ROLES, metavar="ROLE",
+                       help=f"a role (repeatable): {', '.join(ROLES)}")
+    token.add_argument("--governorate", action="append", type=governorate_arg, metavar="PCODE",
+                       help="an admin1 P-code, IQG01..IQG18 (repeatable); default all (*)")
     token.add_argument("--sub", default=None)
     token.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
