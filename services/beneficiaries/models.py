@@ -60,8 +60,12 @@ class Beneficiary(Versioned, table=True):
     governorate_pcode: str = Field(max_length=16, index=True)
     phone: str | None = Field(default=None, max_length=32)
     national_id_hash: str | None = Field(default=None, max_length=64, unique=True)
+    # The chain of key ids the hash was made with ("k1", or "k1>k2" once rotated): shared.pii.
+    national_id_key: str | None = Field(default=None, max_length=200, index=True)
     disability: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     consent_obtained_on: date
+    consent_withdrawn_on: date | None = None
+    consent_withdrawal_reason: str | None = Field(default=None, max_length=500)
     merged_into_id: str | None = Field(default=None, max_length=36, index=True)
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)

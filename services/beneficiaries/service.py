@@ -18,6 +18,7 @@ from services.beneficiaries.schemas import (
     Candidate,
     CommunityCreate,
     ConsentPublic,
+    ConsentWithdrawal,
     Disability,
     HouseholdCreate,
 )
@@ -26,7 +27,13 @@ from shared.auth import Principal
 from shared.concurrency import lock_rows
 from shared.db import advisory_xact_lock, utcnow
 from shared.errors import Conflict, NotFound, Unprocessable
-from shared.events.beneficiaries import BeneficiaryMerged, BeneficiaryRegistered, BeneficiaryUpdated, CommunityCreated
+from shared.events.beneficiaries import (
+    BeneficiaryConsentWithdrawn,
+    BeneficiaryMerged,
+    BeneficiaryRegistered,
+    BeneficiaryUpdated,
+    CommunityCreated,
+)
 from shared.outbox import Outbox
 from shared.pii import keyed_hash
 from shared.scope import get_in_scope, select_in_scope
@@ -114,7 +121,9 @@ def to_public(b: Beneficiary) -> BeneficiaryPublic:
         community_id=b.community_id, household_id=b.household_id, district_pcode=b.district_pcode,
         governorate_pcode=b.governorate_pcode, phone=b.phone, has_national_id=b.national_id_hash is not None,
         disability=Disability(**b.disability) if b.disability else None,
-        consent=ConsentPublic(obtained_on=b.consent_obtained_on), merged_into_id=b.merged_into_id,
+        consent=ConsentPublic(given=b.consent_withdrawn_on is None, obtained_on=b.consent_obtained_on,
+                              withdrawn_on=b.consent_withdrawn_on, withdrawal_reason=b.consent_withdrawal_reason),
+        merged_into_id=b.merged_into_id,
         version=b.version, created_at=b.created_at, updated_at=b.updated_at,
     )
 
@@ -330,3 +339,26 @@ async def merge(*, session: AsyncSession, outbox: Outbox, principal: Principal, 
     await session.flush()
     return survivor
 
+
+
+async def withdraw_consent(*, session: AsyncSession, outbox: Outbox, principal: Principal, beneficiary: Beneficiary,
+                           data: ConsentWithdrawal) -> Beneficiary:
+    """Record that the person withdrew consent (once); other services then refuse new assistance for them."""
+    if beneficiary.merged_into_id:
+        raise Conflict(f"This record was merged into {beneficiary.merged_into_id}; withdraw consent on that one")
+    if beneficiary.consent_withdrawn_on is not None:
+        raise Conflict(f"Consent was already withdrawn on {beneficiary.consent_withdrawn_on.isoformat()}",
+                       slug="consent-withdrawn")
+    if data.withdrawn_on < beneficiary.consent_obtained_on:
+        raise _field_error("withdrawn_on", "consent cannot be withdrawn before it was obtained")
+    beneficiary.consent_withdrawn_on = data.withdrawn_on
+    beneficiary.consent_withdrawal_reason = data.reason
+    beneficiary.updated_at = utcnow()
+    session.add(beneficiary)
+    await session.flush()  # the version-checked UPDATE: a withdrawal raced twice happens once
+    audit(session, principal=principal, entity="beneficiary", entity_id=beneficiary.id, action="consent_withdrawn",
+          fields=data.model_fields_set)
+    outbox.emit(session, BeneficiaryConsentWithdrawn(beneficiary_id=beneficiary.id, revision=beneficiary.version,
+                                                     withdrawn_on=data.withdrawn_on), subject_id=beneficiary.id)
+    await session.flush()
+    return beneficiary

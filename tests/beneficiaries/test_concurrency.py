@@ -112,3 +112,20 @@ async def test_crossed_merges_leave_one_survivor(api: Any, env: Env, rounds: int
         survivor = next(r for r in rows.values() if not r.merged_into_id)
         assert merged[0].merged_into_id == survivor.id
         assert len(await events_of(app, survivor.id, ".beneficiary.merged.v1")) == 1
+
+
+async def test_a_transition_raced_happens_once(api: Any, env: Env) -> None:
+    """Consent withdrawal stands for every state transition (approve, disburse, complete, status)."""
+    client, app = api
+    headers = env.token("case_worker")
+    created = await client.post("/api/v1/beneficiaries", json=person(await community(client, env)), headers=headers)
+    url = f"/api/v1/beneficiaries/{created.json()['id']}/consent-withdrawal"
+    results = await asyncio.gather(*(client.post(url, json={"withdrawn_on": f"2026-11-{10 + i:02d}"}, headers=headers)
+                                     for i in range(RACERS)))
+    assert sorted(r.status_code for r in results) == [200] + [409] * (RACERS - 1), [r.text for r in results]
+    winner = next(r for r in results if r.status_code == 200).json()
+    stored = (await client.get(f"/api/v1/beneficiaries/{created.json()['id']}", headers=headers)).json()
+    assert stored["consent"]["withdrawn_on"] == winner["consent"]["withdrawn_on"] and stored["version"] == 2
+    events = await events_of(app, created.json()["id"], ".beneficiary.consent_withdrawn.v1")
+    assert [(e["data"]["revision"], e["data"]["withdrawn_on"]) for e in events] == [
+        (2, winner["consent"]["withdrawn_on"])]
