@@ -106,6 +106,35 @@ def cmd_indicators_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- crp pii rotate -------------------------------------------------------------------------------
+def cmd_pii_rotate(args: argparse.Namespace) -> int:
+    from services.beneficiaries.app import MIGRATIONS
+    from services.beneficiaries.config import BeneficiariesSettings
+    from services.beneficiaries.service import rotate_national_id_key
+    from shared.db import create_engine, create_sessionmaker
+    from shared.migrations import upgrade
+    from shared.pii import PiiKeyMissing
+
+    settings = BeneficiariesSettings()
+
+    async def run() -> int:
+        engine = create_engine(settings)
+        try:
+            await upgrade(engine, settings, MIGRATIONS)
+            async with create_sessionmaker(engine)() as session, session.begin():
+                return await rotate_national_id_key(session=session, settings=settings)
+        finally:
+            await engine.dispose()
+
+    try:
+        count = asyncio.run(run())
+    except PiiKeyMissing as exc:
+        print(f"crp pii rotate: {exc.detail}; add it to CRP_PII_RETIRED_KEYS. Nothing was changed.", file=sys.stderr)
+        return 1
+    print(f"beneficiaries: {count} national-ID hashes wrapped under key {settings.pii_key_id}")
+    return 0
+
+
 # -- crp dev --------------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
@@ -291,6 +320,12 @@ def main(argv: list[str] | None = None) -> int:
     ind_sub = indicators.add_subparsers(dest="action", required=True)
     rebuild = ind_sub.add_parser("rebuild", help="replay the event stream into a fresh projection")
     rebuild.set_defaults(func=cmd_indicators_rebuild)
+
+    pii = sub.add_parser("pii", help="personal identifier keys")
+    pii_sub = pii.add_subparsers(dest="action", required=True)
+    rotate = pii_sub.add_parser("rotate", help="wrap every stored national-ID hash under the current key "
+                                               "(CRP_PII_KEY_ID; the old keys in CRP_PII_RETIRED_KEYS)")
+    rotate.set_defaults(func=cmd_pii_rotate)
 
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)

@@ -35,7 +35,7 @@ from shared.events.beneficiaries import (
     CommunityCreated,
 )
 from shared.outbox import Outbox
-from shared.pii import keyed_hash
+from shared.pii import check_chain, current_chain, keyed_hash, needs_rewrap, rewrap
 from shared.scope import get_in_scope, select_in_scope
 from shared.settings import CommonSettings
 
@@ -166,8 +166,12 @@ async def find_candidates(*, session: AsyncSession, name: PersonName, district_p
     return sorted(candidates, key=lambda c: c.score, reverse=True)
 
 
-async def _national_id_owner(session: AsyncSession, national_id_hash: str) -> Beneficiary | None:
-    stmt = select(Beneficiary).where(Beneficiary.national_id_hash == national_id_hash)
+async def _national_id_owner(session: AsyncSession, settings: CommonSettings, national_id: str) -> Beneficiary | None:
+    """Who holds ``national_id``: its hash along every key chain in use (shared.pii), looked up at once."""
+    chains = set((await session.execute(select(Beneficiary.national_id_key).distinct().where(
+        Beneficiary.national_id_key.is_not(None)))).scalars())  # type: ignore[union-attr]
+    hashes = {keyed_hash(settings, national_id, chain) for chain in chains | {current_chain(settings)}}
+    stmt = select(Beneficiary).where(Beneficiary.national_id_hash.in_(hashes))  # type: ignore[union-attr]
     return (await session.execute(stmt)).scalars().first()
 
 
@@ -188,8 +192,7 @@ async def register(*, session: AsyncSession, outbox: Outbox, settings: CommonSet
     birth_year = data.date_of_birth.year
     await _lock_block(session, community.district_pcode, birth_year)
 
-    nid_hash = keyed_hash(settings, data.national_id) if data.national_id else None
-    if nid_hash and await _national_id_owner(session, nid_hash) is not None:
+    if data.national_id and await _national_id_owner(session, settings, data.national_id) is not None:
         raise _national_id_conflict()
     if not data.confirm_not_duplicate:
         candidates = await find_candidates(session=session, name=_person_name(data),
@@ -206,7 +209,9 @@ async def register(*, session: AsyncSession, outbox: Outbox, settings: CommonSet
                                    "date_of_birth", "displacement_status", "household_id", "phone"}),
         search_key=search_key(_person_name(data)), birth_year=birth_year, community_id=community.id,
         district_pcode=community.district_pcode, governorate_pcode=community.governorate_pcode,
-        national_id_hash=nid_hash, disability=data.disability.model_dump() if data.disability else None,
+        national_id_hash=keyed_hash(settings, data.national_id) if data.national_id else None,
+        national_id_key=current_chain(settings) if data.national_id else None,
+        disability=data.disability.model_dump() if data.disability else None,
         consent_obtained_on=data.consent.obtained_on, created_at=now, updated_at=now,
     )
     session.add(beneficiary)
@@ -275,12 +280,18 @@ async def update(*, session: AsyncSession, outbox: Outbox, settings: CommonSetti
             beneficiary.disability = new
             changed.add("disability")
     if "national_id" in fields:
-        new_hash = keyed_hash(settings, data.national_id) if data.national_id else None
-        if new_hash != beneficiary.national_id_hash:
-            if new_hash and await _national_id_owner(session, new_hash) is not None:
+        if data.national_id is None:
+            if beneficiary.national_id_hash is not None:
+                beneficiary.national_id_hash = beneficiary.national_id_key = None
+                changed.add("national_id")
+        else:
+            holder = await _national_id_owner(session, settings, data.national_id)
+            if holder is None:
+                beneficiary.national_id_hash = keyed_hash(settings, data.national_id)
+                beneficiary.national_id_key = current_chain(settings)
+                changed.add("national_id")
+            elif holder.id != beneficiary.id:
                 raise _national_id_conflict()
-            beneficiary.national_id_hash = new_hash
-            changed.add("national_id")
     if not changed:
         return beneficiary
     beneficiary.birth_year = beneficiary.date_of_birth.year
@@ -322,9 +333,10 @@ async def merge(*, session: AsyncSession, outbox: Outbox, principal: Principal, 
     survivor_fields = {"merged_from"}
     if survivor.national_id_hash is None and duplicate.national_id_hash is not None:
         # The hash is unique: free it on the duplicate before the survivor takes it.
-        moved, duplicate.national_id_hash = duplicate.national_id_hash, None
+        moved = duplicate.national_id_hash, duplicate.national_id_key
+        duplicate.national_id_hash = duplicate.national_id_key = None
         await session.flush()
-        survivor.national_id_hash = moved
+        survivor.national_id_hash, survivor.national_id_key = moved
         survivor_fields.add("national_id")
     duplicate.merged_into_id = survivor.id
     for record in (survivor, duplicate):
@@ -362,3 +374,24 @@ async def withdraw_consent(*, session: AsyncSession, outbox: Outbox, principal: 
                                                      withdrawn_on=data.withdrawn_on), subject_id=beneficiary.id)
     await session.flush()
     return beneficiary
+
+
+async def rotate_national_id_key(*, session: AsyncSession, settings: CommonSettings) -> int:
+    """Wrap every national-ID hash not yet under the current key (no clear value needed); returns how many."""
+    await advisory_xact_lock(session, "beneficiaries-pii-rotate")
+    rows = (await session.execute(select(Beneficiary.id, Beneficiary.national_id_hash, Beneficiary.national_id_key)
+                                  .where(Beneficiary.national_id_hash.is_not(None)))).all()  # type: ignore[union-attr]
+    for chain in {chain for _, _, chain in rows}:
+        check_chain(settings, chain)  # refuse before changing anything when a key is missing
+    table = Beneficiary.__table__  # type: ignore[attr-defined]
+    rotated = 0
+    for id_, old_hash, chain in rows:
+        if not needs_rewrap(settings, chain):
+            continue
+        new_hash, new_chain = rewrap(settings, old_hash, chain)
+        # Conditioned on the old values: a record whose ID changed meanwhile already has a current hash.
+        result = await session.execute(table.update().where(
+            table.c.id == id_, table.c.national_id_hash == old_hash, table.c.national_id_key == chain,
+        ).values(national_id_hash=new_hash, national_id_key=new_chain))
+        rotated += result.rowcount
+    return rotated
