@@ -338,6 +338,12 @@ async def merge(*, session: AsyncSession, outbox: Outbox, principal: Principal, 
         await session.flush()
         survivor.national_id_hash, survivor.national_id_key = moved
         survivor_fields.add("national_id")
+    # One person: a withdrawal of consent on either record holds for the survivor.
+    withdrawn = survivor.consent_withdrawn_on is None and duplicate.consent_withdrawn_on is not None
+    if withdrawn:
+        survivor.consent_withdrawn_on = duplicate.consent_withdrawn_on
+        survivor.consent_withdrawal_reason = duplicate.consent_withdrawal_reason
+        survivor_fields.add("consent_withdrawn_on")
     duplicate.merged_into_id = survivor.id
     for record in (survivor, duplicate):
         record.updated_at = now
@@ -348,9 +354,12 @@ async def merge(*, session: AsyncSession, outbox: Outbox, principal: Principal, 
           fields=survivor_fields)
     outbox.emit(session, BeneficiaryMerged(beneficiary_id=survivor.id, duplicate_id=duplicate.id, merged_at=now),
                 subject_id=survivor.id)
+    if withdrawn and survivor.consent_withdrawn_on is not None:
+        outbox.emit(session, BeneficiaryConsentWithdrawn(beneficiary_id=survivor.id, revision=survivor.version,
+                                                         withdrawn_on=survivor.consent_withdrawn_on),
+                    subject_id=survivor.id)
     await session.flush()
     return survivor
-
 
 
 async def withdraw_consent(*, session: AsyncSession, outbox: Outbox, principal: Principal, beneficiary: Beneficiary,

@@ -93,3 +93,21 @@ async def test_withdrawal_on_a_merged_record_is_409(api: Any, env: Env) -> None:
     resp = await client.post(f"/api/v1/beneficiaries/{b}/consent-withdrawal", json={"withdrawn_on": "2026-11-10"},
                              headers=worker)
     assert a in assert_problem(resp, 409)["detail"]
+
+
+async def test_a_merge_carries_a_withdrawal_to_the_survivor(api: Any, env: Env) -> None:
+    client, app = api
+    worker, manager = env.token("case_worker"), env.token("programme_manager")
+    community_id = await community(client, env)
+    a = (await client.post("/api/v1/beneficiaries", json=person(community_id), headers=worker)).json()["id"]
+    b = (await client.post("/api/v1/beneficiaries", json=person(community_id, confirm_not_duplicate=True),
+                           headers=worker)).json()["id"]
+    withdrawn = await client.post(f"/api/v1/beneficiaries/{b}/consent-withdrawal", json={"withdrawn_on": "2026-11-12"},
+                                  headers=worker)
+    assert withdrawn.status_code == 200, withdrawn.text
+    merged = await client.post(f"/api/v1/beneficiaries/{a}/merge", json={"duplicate_id": b}, headers=manager)
+    assert merged.status_code == 200, merged.text
+    assert merged.json()["consent"]["given"] is False and merged.json()["consent"]["withdrawn_on"] == "2026-11-12"
+    events = await events_of(app, a, ".beneficiary.consent_withdrawn.v1")
+    assert [e["data"] for e in events] == [{"beneficiary_id": a, "revision": merged.json()["version"],
+                                            "withdrawn_on": "2026-11-12"}]
