@@ -1,7 +1,7 @@
 """Personal data never reaches logs: control characters are refused, database errors are logged without values.
 
 Runs on SQLite and PostgreSQL. The database is made to fail on purpose (a trigger, a check constraint)
-while registering a person with distinctive values; every captured log record, raw and as the JSON
+while registering or updating a person with distinctive values; every captured log record, raw and as the JSON
 formatter writes it (sqlalchemy's loggers included, at DEBUG), is then searched for those values.
 """
 
@@ -23,7 +23,8 @@ from shared.schemas import Strict
 from tests.beneficiaries.test_api import assert_problem, community, count, person
 from tests.conftest import Env, running
 
-SECRETS = ("Zumurrudah", "Xanthippos", "Qirmizi", "987 6543", "9876543", "1961-07-13", "1961, 7, 13", "55501234")
+SECRETS = ("Zumurrudah", "Xanthippos", "Qirmizi", "zumuruda", "xanthipos", "qirmizi", "987 6543", "9876543",
+           "1961-07-13", "1961, 7, 13", "55501234")
 
 
 @pytest.fixture
@@ -108,6 +109,13 @@ FAILURES = {
         None,
         ["ALTER TABLE beneficiaries ADD CONSTRAINT refuse_person CHECK (first_name <> 'Zumurrudah') NOT VALID"],
         (409,)),
+    "update-trigger": (
+        ["CREATE TRIGGER refuse_person BEFORE UPDATE ON beneficiaries BEGIN SELECT RAISE(ABORT, 'refused'); END"],
+        ["CREATE FUNCTION refuse_person() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+         "RAISE EXCEPTION 'refused % %', NEW.first_name, NEW.search_key "
+         "USING DETAIL = 'phone ' || NEW.phone || ' born ' || NEW.date_of_birth; END $$",
+         "CREATE TRIGGER refuse_person BEFORE UPDATE ON beneficiaries FOR EACH ROW EXECUTE FUNCTION refuse_person()"],
+        (409, 500)),
 }
 
 
@@ -136,8 +144,12 @@ async def test_database_errors_never_log_personal_values(api: Any, env: Env, fai
     for name in ("sqlalchemy", "sqlalchemy.engine", "sqlalchemy.pool", "crp", "asyncpg", "aiosqlite"):
         caplog.set_level(logging.DEBUG, logger=name)
     try:
-        again = {**distinctive(community_id), "national_id": None, "confirm_not_duplicate": True}
-        resp = await client.post("/api/v1/beneficiaries", json=again, headers=headers)
+        if failure.startswith("update"):
+            resp = await client.patch(f"/api/v1/beneficiaries/{first.json()['id']}", json={"family_name": "Qirmizi"},
+                                      headers={**headers, "If-Match": first.headers["etag"]})
+        else:
+            again = {**distinctive(community_id), "national_id": None, "confirm_not_duplicate": True}
+            resp = await client.post("/api/v1/beneficiaries", json=again, headers=headers)
     finally:
         root.removeHandler(caplog.handler)
 
