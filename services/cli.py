@@ -16,10 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from shared import catalog
+from shared.auth import ROLES
 from shared.settings import CommonSettings
 
 
 # -- crp token ------------------------------------------------------------------------------------
+def governorate_arg(value: str) -> str:
+    """An admin1 P-code of the gazetteer (IQG01..IQG18), or ``*`` for all."""
+    from services.beneficiaries.gazetteer import is_governorate
+
+    if value == "*" or is_governorate(value):
+        return value
+    raise argparse.ArgumentTypeError(f"unknown governorate P-code {value!r} (IQG01..IQG18, or *)")
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from shared.auth import issue_token
 
@@ -80,6 +90,33 @@ def cmd_indicators_rebuild(args: argparse.Namespace) -> int:
 
     count = asyncio.run(run())
     print(f"indicators: projection rebuilt from {count} events")
+    return 0
+
+
+# -- crp pii rotate -------------------------------------------------------------------------------
+def cmd_pii_rotate(args: argparse.Namespace) -> int:
+    from services.beneficiaries.app import service
+    from services.beneficiaries.service import rotate_national_id_key
+    from shared.db import create_engine, create_sessionmaker
+    from shared.pii import PiiKeyMissing
+
+    settings = service.make_settings()
+
+    async def run() -> int:
+        engine = create_engine(settings)
+        try:
+            await service.migrate(engine, settings)
+            async with create_sessionmaker(engine)() as session, session.begin():
+                return await rotate_national_id_key(session=session, settings=settings)
+        finally:
+            await engine.dispose()
+
+    try:
+        count = asyncio.run(run())
+    except PiiKeyMissing as exc:
+        print(f"crp pii rotate: {exc.detail}; add it to CRP_PII_RETIRED_KEYS. Nothing was changed.", file=sys.stderr)
+        return 1
+    print(f"beneficiaries: {count} national-ID hashes wrapped under key {settings.pii_key_id}")
     return 0
 
 
@@ -252,8 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     dev.set_defaults(func=cmd_dev)
 
     token = sub.add_parser("token", help="print a bearer token from the development issuer")
-    token.add_argument("--role", action="append", required=True, help="a role (repeatable)")
-    token.add_argument("--governorate", action="append", help="an admin1 P-code (repeatable); default all")
+    token.add_argument("--role", action="append", required=True, choices=ROLES, metavar="ROLE",
+                       help=f"a role (repeatable): {', '.join(ROLES)}")
+    token.add_argument("--governorate", action="append", type=governorate_arg, metavar="PCODE",
+                       help="an admin1 P-code, IQG01..IQG18 (repeatable); default all (*)")
     token.add_argument("--sub", default=None)
     token.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
@@ -266,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     ind_sub = indicators.add_subparsers(dest="action", required=True)
     rebuild = ind_sub.add_parser("rebuild", help="replay the event stream into a fresh projection")
     rebuild.set_defaults(func=cmd_indicators_rebuild)
+
+    pii = sub.add_parser("pii", help="personal identifier keys")
+    pii_sub = pii.add_subparsers(dest="action", required=True)
+    rotate = pii_sub.add_parser("rotate", help="wrap every stored national-ID hash under the current key "
+                                               "(CRP_PII_KEY_ID; the old keys in CRP_PII_RETIRED_KEYS)")
+    rotate.set_defaults(func=cmd_pii_rotate)
 
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)

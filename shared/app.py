@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,6 +26,7 @@ from shared.idempotency import IdempotencyRecord
 from shared.migrations import metadata_of, upgrade
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, run_checks
 from shared.outbox import Outbox, OutboxMessage, OutboxRelay
+from shared.schemas import refuse_control_characters
 from shared.settings import CommonSettings
 from shared.worker import BackgroundWorker
 
@@ -123,7 +124,7 @@ def create_service_app(service: Service, settings: CommonSettings,
             await engine.dispose()
 
     app = FastAPI(title=service.title, description=service.description, version="1.0.0", lifespan=lifespan,
-                  openapi_tags=service.openapi_tags)
+                  openapi_tags=service.openapi_tags, dependencies=[Depends(refuse_control_characters)])
     app.state.settings = settings
     app.state.verifier = TokenVerifier(settings)
     install_error_handlers(app)

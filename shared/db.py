@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,21 +29,33 @@ def rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _not_debug(record: logging.LogRecord) -> bool:
+    return record.levelno > logging.DEBUG
+
+
+# At DEBUG, aiosqlite logs every operation with its parameters and SQLAlchemy every row it fetches:
+# names, dates of birth, phones. Whatever the configured levels, those records are dropped.
+for _name in ("aiosqlite", "sqlalchemy.engine.Engine"):
+    logging.getLogger(_name).addFilter(_not_debug)
+
+
 UtcDatetime = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]
 """A datetime rendered as RFC 3339 UTC in responses."""
 
 
 def create_engine(settings: CommonSettings) -> AsyncEngine:
+    """The service's engine. Bound parameters (names, dates of birth, phones...) are hidden from logs and
+    from database errors' messages: ``hide_parameters`` on every engine."""
     url = settings.async_database_url
     if settings.is_sqlite:
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         _sqlite_pragmas(engine)
         return engine
     return create_async_engine(
-        url, pool_size=10, max_overflow=20, pool_pre_ping=True,
+        url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True,
         connect_args={"server_settings": {"search_path": settings.schema or "public"}},
     )
 

@@ -1,15 +1,22 @@
-"""RFC 9457 problem details: one error base, one set of handlers, never a stack trace."""
+"""RFC 9457 problem details: one error base, one set of handlers, never a stack trace.
+
+Logs never carry personal data: a database error is logged by its class names and SQLSTATE only
+(PostgreSQL's message and DETAIL quote the failing row, and the statement's parameters are hidden by
+``shared.db.create_engine``), and a crash is logged with its stack frames but without exception texts.
+"""
 
 from __future__ import annotations
 
 import logging
+import traceback
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("crp.errors")
@@ -138,6 +145,40 @@ def validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "invalid")} for e in errors]
 
 
+# A deadlock or a serialization failure aborts a transaction that may simply be retried.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error (PostgreSQL), or None."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+
+
+def describe(exc: BaseException) -> str:
+    """Class names (and SQLSTATE) along the exception chain: what to log about an error without its text,
+    which may quote personal data (a database error quotes the failing row)."""
+    parts = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = sqlstate(current)
+        parts.append(type(current).__name__ + (f" (SQLSTATE {code})" if code else ""))
+        current = current.__cause__ or current.__context__
+    return " <- ".join(parts)
+
+
+def stack(exc: BaseException) -> str:
+    """The stack frames of ``exc`` (files, lines, functions, source lines), without its message."""
+    return "".join(traceback.format_tb(exc.__traceback__))
+
+
+def _route(request: Request) -> str:
+    """The route template (``/api/v1/beneficiaries/{beneficiary_id}``): a path may hold anything."""
+    return getattr(request.scope.get("route"), "path", None) or "unmatched"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error as problem+json: domain errors, HTTP errors, validation, crashes."""
 
@@ -159,12 +200,29 @@ def install_error_handlers(app: FastAPI) -> None:
                                 errors=validation_errors(list(exc.errors())), instance=request.url.path)
 
     async def on_integrity(request: Request, exc: IntegrityError) -> JSONResponse:
-        log.warning("integrity error on %s: %s", request.url.path, type(exc.orig).__name__)
+        log.warning("integrity error on %s %s: %s", request.method, _route(request), describe(exc))
         return problem_response(409, slug="conflict", instance=request.url.path,
                                 detail="The change conflicts with a concurrent one; retry the request.")
 
+    async def on_stale(request: Request, exc: StaleDataError) -> JSONResponse:
+        # The version-checked UPDATE matched nothing: another transaction changed the row first.
+        log.info("concurrent change on %s %s", request.method, _route(request))
+        if request.headers.get("if-match") is not None:
+            return problem_response(412, slug="precondition-failed", instance=request.url.path,
+                                    detail="The resource has changed since you read it; fetch it again")
+        return problem_response(409, slug="concurrent-change", instance=request.url.path,
+                                detail="The resource was changed concurrently; read it again and retry.")
+
+    async def on_database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if sqlstate(exc) in RETRYABLE_SQLSTATES:
+            log.warning("transaction aborted on %s %s: %s", request.method, _route(request), describe(exc))
+            return problem_response(409, slug="concurrent-change", instance=request.url.path,
+                                    detail="The resource was changed concurrently; read it again and retry.")
+        return await on_crash(request, exc)
+
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.error("unhandled error on %s %s: %s", request.method, _route(request), describe(exc),
+                  extra={"stack": stack(exc)})
         return problem_response(500, slug="internal-error", instance=request.url.path,
                                 detail="An unexpected error occurred; it has been logged.")
 
@@ -172,4 +230,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(IntegrityError, on_integrity)  # type: ignore[arg-type]
+    app.add_exception_handler(StaleDataError, on_stale)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, on_database)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, on_crash)

@@ -11,9 +11,13 @@ def make_etag(id_: str, version: int) -> str:
     return f'"{id_}.{version}"'
 
 
-def check_if_match(request: Request, current: str) -> None:
+def check_if_match(request: Request, current: str, *, required: bool = True) -> None:
+    """412 when ``If-Match`` does not name ``current``; 428 without it, unless not ``required`` (a
+    transition: the version check of ``shared.concurrency`` already makes a raced one happen once)."""
     header = request.headers.get("if-match")
     if header is None:
+        if not required:
+            return
         raise PreconditionRequired("PATCH needs an If-Match header with the resource's ETag")
     candidates = [c.strip().removeprefix("W/") for c in header.split(",")]
     if "*" not in candidates and current not in candidates:

@@ -1,17 +1,85 @@
-"""Personal identifiers that must be matched but never stored in clear."""
+"""Personal identifiers that must be matched but never stored in clear, under a key that can be rotated.
+
+A national ID is stored as HMAC-SHA256 of its folded form under ``CRP_PII_KEY``, together with the
+*chain* of key ids that made the hash: ``k1`` for a hash made under key ``k1``. The clear value is never
+kept, so rotation cannot hash it again; instead ``crp pii rotate`` wraps each stored hash under the new
+current key, ``HMAC(k2, hash)``, and records the chain ``k1>k2``. A lookup computes the input's hash
+along every chain present in the table. New hashes are made under the current key alone.
+
+Rotating (``CRP_PII_KEY_ID`` names the current key, ``CRP_PII_RETIRED_KEYS`` the others, as JSON):
+1. configure a new key and id, keeping the old one among the retired keys
+   (``CRP_PII_KEY=<new>``, ``CRP_PII_KEY_ID=k2``, ``CRP_PII_RETIRED_KEYS='{"k1": "<old>"}'``) and restart;
+2. run ``crp pii rotate``: every stored hash is then also under ``k2``, so the old key alone no
+   longer lets anyone test guessed IDs against a copy of the database.
+Retired keys stay configured as long as a chain uses them (every rotated hash starts with its first key).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import unicodedata
 
+from shared.errors import ProblemError
 from shared.settings import CommonSettings
 
+log = logging.getLogger("crp.pii")
+CHAIN_SEPARATOR = ">"
 
-def keyed_hash(settings: CommonSettings, value: str) -> str:
-    """HMAC-SHA256 of an identifier under CRP_PII_KEY, after folding spaces, dashes, case and digits."""
+
+class PiiKeyMissing(ProblemError):
+    status = 500
+    slug = "pii-key-missing"
+
+
+def fold(value: str) -> str:
+    """The form an identifier is hashed in: spaces, dashes, dots, slashes and case folded, any digits as ASCII."""
     folded = "".join(str(unicodedata.digit(c)) if c.isdigit() else c for c in value)  # ١٢٣ -> 123
-    folded = re.sub(r"[\s\-./]", "", folded).upper()
-    return hmac.new(settings.pii_key.get_secret_value().encode(), folded.encode(), hashlib.sha256).hexdigest()
+    return re.sub(r"[\s\-./]", "", folded).upper()
+
+
+def _key(settings: CommonSettings, key_id: str) -> bytes:
+    if key_id == settings.pii_key_id:
+        return settings.pii_key.get_secret_value().encode()
+    retired = settings.pii_retired_keys.get(key_id)
+    if retired is None:
+        log.error("the PII key %r of stored hashes is not configured (CRP_PII_RETIRED_KEYS)", key_id)
+        raise PiiKeyMissing(f"The identifier key {key_id!r} is not configured")
+    return retired.get_secret_value().encode()
+
+
+def _hmac(key: bytes, data: str) -> str:
+    return hmac.new(key, data.encode(), hashlib.sha256).hexdigest()
+
+
+def current_chain(settings: CommonSettings) -> str:
+    """The chain new hashes are made with: the current key alone."""
+    return settings.pii_key_id
+
+
+def keyed_hash(settings: CommonSettings, value: str, chain: str | None = None) -> str:
+    """The hash of an identifier along ``chain`` (key ids separated by ``>``; default the current key)."""
+    first, *rest = (chain or current_chain(settings)).split(CHAIN_SEPARATOR)
+    digest = _hmac(_key(settings, first), fold(value))
+    for key_id in rest:
+        digest = _hmac(_key(settings, key_id), digest)
+    return digest
+
+
+def check_chain(settings: CommonSettings, chain: str) -> None:
+    """PiiKeyMissing unless every key of ``chain`` is configured."""
+    for key_id in chain.split(CHAIN_SEPARATOR):
+        _key(settings, key_id)
+
+
+def needs_rewrap(settings: CommonSettings, chain: str) -> bool:
+    """True when a hash made along ``chain`` is not yet under the current key."""
+    return chain.split(CHAIN_SEPARATOR)[-1] != settings.pii_key_id
+
+
+def rewrap(settings: CommonSettings, stored_hash: str, chain: str) -> tuple[str, str]:
+    """A stored hash wrapped under the current key, and its new chain: no clear value needed."""
+    return (_hmac(_key(settings, settings.pii_key_id), stored_hash),
+            f"{chain}{CHAIN_SEPARATOR}{settings.pii_key_id}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Built-in secrets for CRP_ENV=dev only; any other environment refuses to start with them.
@@ -44,8 +44,12 @@ class CommonSettings(BaseSettings):
     jwt_jwks_url: str | None = None
     jwt_algorithms: list[str] = ["HS256", "RS256", "ES256"]
 
-    # Keyed hash for identifiers such as national IDs (never stored in clear).
+    # Keyed hash for identifiers such as national IDs (never stored in clear). Each stored hash records
+    # the chain of key ids it was made with; retired keys stay configured for the chains that use them
+    # (`crp pii rotate`, shared.pii).
     pii_key: SecretStr = SecretStr(DEV_PII_KEY)
+    pii_key_id: str = Field(default="k1", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    pii_retired_keys: dict[str, SecretStr] = {}
 
     cors_origins: list[str] = []
 
@@ -53,6 +57,15 @@ class CommonSettings(BaseSettings):
     outbox_retention_days: float = 7
     idempotency_retention_days: float = 7
     housekeeping_interval_seconds: float = 600
+
+    @model_validator(mode="after")
+    def _pii_key_ids(self) -> CommonSettings:
+        if self.pii_key_id in self.pii_retired_keys:
+            raise ValueError(f"CRP_PII_KEY_ID {self.pii_key_id!r} is also a retired key id: key ids are never reused")
+        for key_id in self.pii_retired_keys:
+            if not key_id or ">" in key_id:
+                raise ValueError(f"invalid retired PII key id {key_id!r}")
+        return self
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_outside_dev(self) -> CommonSettings:

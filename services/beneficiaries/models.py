@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
+from shared.concurrency import Versioned
 from shared.db import utcnow
 
 
@@ -40,7 +41,7 @@ class Household(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
-class Beneficiary(SQLModel, table=True):
+class Beneficiary(Versioned, table=True):
     __tablename__ = "beneficiaries"
     # Duplicate detection compares a registration with the people of its block (district, birth year).
     __table_args__ = (Index("ix_beneficiaries_block", "district_pcode", "birth_year"),)
@@ -61,9 +62,12 @@ class Beneficiary(SQLModel, table=True):
     governorate_pcode: str = Field(max_length=16, index=True)
     phone: str | None = Field(default=None, max_length=32)
     national_id_hash: str | None = Field(default=None, max_length=64, unique=True)
+    # The chain of key ids the hash was made with ("k1", or "k1>k2" once rotated): shared.pii.
+    national_id_key: str | None = Field(default=None, max_length=200, index=True)
     disability: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     consent_obtained_on: date
+    consent_withdrawn_on: date | None = None
+    consent_withdrawal_reason: str | None = Field(default=None, max_length=500)
     merged_into_id: str | None = Field(default=None, max_length=36, index=True)
-    version: int = 1
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)

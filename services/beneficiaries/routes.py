@@ -17,6 +17,7 @@ from services.beneficiaries.schemas import (
     BeneficiaryUpdate,
     CommunityCreate,
     CommunityPublic,
+    ConsentWithdrawal,
     DisplacementStatus,
     DistrictPublic,
     HouseholdCreate,
@@ -164,6 +165,28 @@ async def merge_beneficiaries(beneficiary_id: str, body: MergeRequest, session: 
     return await idem.once(svc.merge(session=session, outbox=outbox, principal=principal,
                                      survivor_id=beneficiary_id, duplicate_id=body.duplicate_id),
                            svc.to_public, headers=lambda b: {"ETag": make_etag(b.id, b.version)})
+
+
+@beneficiaries.post("/{beneficiary_id}/consent-withdrawal", response_model=BeneficiaryPublic,
+                    responses={409: {"description": "Consent already withdrawn, record merged, or changed "
+                                                    "concurrently"},
+                               412: {"description": "Stale If-Match (optional)"}})
+async def withdraw_consent(request: Request, beneficiary_id: str, body: ConsentWithdrawal, session: SessionDep,
+                           outbox: OutboxDep, principal: Registrar, idem: IdempotencyDep) -> JSONResponse:
+    """Record that the person withdrew their informed consent.
+
+    The record stays (with `consent.given: false` and `withdrawn_on`); from then on the other services
+    refuse new assistance for this person (409). Figures already reported are not changed. Withdrawing
+    twice is 409. `If-Match` is optional (412 when stale). The `reason` stays on this record only.
+    """
+    if replay := await idem.replay():
+        return replay
+    beneficiary = await svc.get_beneficiary(session=session, principal=principal, beneficiary_id=beneficiary_id)
+    check_if_match(request, make_etag(beneficiary.id, beneficiary.version), required=False)
+    beneficiary = await svc.withdraw_consent(session=session, outbox=outbox, principal=principal,
+                                             beneficiary=beneficiary, data=body)
+    return await idem.respond(svc.to_public(beneficiary),
+                              headers={"ETag": make_etag(beneficiary.id, beneficiary.version)})
 
 
 routers = (locations, communities, households, beneficiaries)

@@ -8,15 +8,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared.db import UtcDatetime
+from shared.schemas import PastDate, Strict
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Sex = Literal["female", "male"]
 DisplacementStatus = Literal["idp", "returnee", "host_community"]
 WgAnswer = Annotated[int, Field(ge=1, le=4)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class AreaPublic(BaseModel):
@@ -83,7 +80,7 @@ class Disability(Strict):
 
 class Consent(Strict):
     given: bool
-    obtained_on: date
+    obtained_on: PastDate = Field(description="When the person gave informed consent (not in the future).")
 
     @field_validator("given")
     @classmethod
@@ -155,8 +152,18 @@ class BeneficiaryUpdate(Strict):
 
 
 class ConsentPublic(BaseModel):
-    given: bool = True
+    given: bool = Field(description="False once the person withdrew consent: no new assistance is recorded "
+                                    "for them (other services answer 409).")
     obtained_on: date
+    withdrawn_on: date | None = None
+    withdrawal_reason: str | None = None
+
+
+class ConsentWithdrawal(Strict):
+    withdrawn_on: PastDate = Field(description="When the person withdrew consent (not in the future, not "
+                                               "before it was obtained).")
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)] | None = Field(
+        default=None, description="Kept on the record only: never in events or the audit log.")
 
 
 class BeneficiaryPublic(BaseModel):

@@ -18,16 +18,24 @@ from services.beneficiaries.schemas import (
     Candidate,
     CommunityCreate,
     ConsentPublic,
+    ConsentWithdrawal,
     Disability,
     HouseholdCreate,
 )
 from shared.audit import audit
 from shared.auth import Principal
+from shared.concurrency import lock_rows
 from shared.db import advisory_xact_lock, utcnow
 from shared.errors import Conflict, NotFound, Unprocessable
-from shared.events.beneficiaries import BeneficiaryMerged, BeneficiaryRegistered, BeneficiaryUpdated, CommunityCreated
+from shared.events.beneficiaries import (
+    BeneficiaryConsentWithdrawn,
+    BeneficiaryMerged,
+    BeneficiaryRegistered,
+    BeneficiaryUpdated,
+    CommunityCreated,
+)
 from shared.outbox import Outbox
-from shared.pii import keyed_hash
+from shared.pii import check_chain, current_chain, keyed_hash, needs_rewrap, rewrap
 from shared.scope import get_in_scope, select_in_scope
 from shared.settings import CommonSettings
 
@@ -113,7 +121,9 @@ def to_public(b: Beneficiary) -> BeneficiaryPublic:
         community_id=b.community_id, household_id=b.household_id, district_pcode=b.district_pcode,
         governorate_pcode=b.governorate_pcode, phone=b.phone, has_national_id=b.national_id_hash is not None,
         disability=Disability(**b.disability) if b.disability else None,
-        consent=ConsentPublic(obtained_on=b.consent_obtained_on), merged_into_id=b.merged_into_id,
+        consent=ConsentPublic(given=b.consent_withdrawn_on is None, obtained_on=b.consent_obtained_on,
+                              withdrawn_on=b.consent_withdrawn_on, withdrawal_reason=b.consent_withdrawal_reason),
+        merged_into_id=b.merged_into_id,
         version=b.version, created_at=b.created_at, updated_at=b.updated_at,
     )
 
@@ -156,15 +166,21 @@ async def find_candidates(*, session: AsyncSession, name: PersonName, district_p
     return sorted(candidates, key=lambda c: c.score, reverse=True)
 
 
-async def _national_id_owner(session: AsyncSession, national_id_hash: str) -> Beneficiary | None:
-    stmt = select(Beneficiary).where(Beneficiary.national_id_hash == national_id_hash)
+async def _national_id_owner(session: AsyncSession, settings: CommonSettings, national_id: str) -> Beneficiary | None:
+    """Who holds ``national_id``: its hash along every key chain in use (shared.pii), looked up at once."""
+    chains = set((await session.execute(select(Beneficiary.national_id_key).distinct().where(
+        Beneficiary.national_id_key.is_not(None)))).scalars())  # type: ignore[union-attr]
+    hashes = {keyed_hash(settings, national_id, chain) for chain in chains | {current_chain(settings)}}
+    stmt = select(Beneficiary).where(Beneficiary.national_id_hash.in_(hashes))  # type: ignore[union-attr]
     return (await session.execute(stmt)).scalars().first()
 
 
-def _national_id_conflict(principal: Principal, owner: Beneficiary) -> Conflict:
-    visible = principal.sees(owner.governorate_pcode)
-    return Conflict("A person with this national ID is already registered", slug="duplicate-national-id",
-                    candidates=[{"id": owner.id, "score": 1.0, "reasons": ["same national ID"]}] if visible else [])
+def _national_id_conflict() -> Conflict:
+    # The same answer whoever holds the ID and wherever they are registered: naming the holder only when
+    # the caller may see them would tell a scoped caller, by its absence, that the person is registered
+    # in a governorate outside their scope. Only "this ID is on file" is said, which uniqueness requires.
+    return Conflict("A person with this national ID is already registered. Search for them by name; the "
+                    "record may be outside your governorates.", slug="duplicate-national-id", candidates=[])
 
 
 async def register(*, session: AsyncSession, outbox: Outbox, settings: CommonSettings, principal: Principal,
@@ -176,9 +192,8 @@ async def register(*, session: AsyncSession, outbox: Outbox, settings: CommonSet
     birth_year = data.date_of_birth.year
     await _lock_block(session, community.district_pcode, birth_year)
 
-    nid_hash = keyed_hash(settings, data.national_id) if data.national_id else None
-    if nid_hash and (owner := await _national_id_owner(session, nid_hash)) is not None:
-        raise _national_id_conflict(principal, owner)
+    if data.national_id and await _national_id_owner(session, settings, data.national_id) is not None:
+        raise _national_id_conflict()
     if not data.confirm_not_duplicate:
         candidates = await find_candidates(session=session, name=_person_name(data),
                                            district_pcode=community.district_pcode, birth_year=birth_year)
@@ -194,7 +209,9 @@ async def register(*, session: AsyncSession, outbox: Outbox, settings: CommonSet
                                    "date_of_birth", "displacement_status", "household_id", "phone"}),
         search_key=search_key(_person_name(data)), birth_year=birth_year, community_id=community.id,
         district_pcode=community.district_pcode, governorate_pcode=community.governorate_pcode,
-        national_id_hash=nid_hash, disability=data.disability.model_dump() if data.disability else None,
+        national_id_hash=keyed_hash(settings, data.national_id) if data.national_id else None,
+        national_id_key=current_chain(settings) if data.national_id else None,
+        disability=data.disability.model_dump() if data.disability else None,
         consent_obtained_on=data.consent.obtained_on, created_at=now, updated_at=now,
     )
     session.add(beneficiary)
@@ -263,19 +280,25 @@ async def update(*, session: AsyncSession, outbox: Outbox, settings: CommonSetti
             beneficiary.disability = new
             changed.add("disability")
     if "national_id" in fields:
-        new_hash = keyed_hash(settings, data.national_id) if data.national_id else None
-        if new_hash != beneficiary.national_id_hash:
-            if new_hash and (owner := await _national_id_owner(session, new_hash)) is not None:
-                raise _national_id_conflict(principal, owner)
-            beneficiary.national_id_hash = new_hash
-            changed.add("national_id")
+        if data.national_id is None:
+            if beneficiary.national_id_hash is not None:
+                beneficiary.national_id_hash = beneficiary.national_id_key = None
+                changed.add("national_id")
+        else:
+            holder = await _national_id_owner(session, settings, data.national_id)
+            if holder is None:
+                beneficiary.national_id_hash = keyed_hash(settings, data.national_id)
+                beneficiary.national_id_key = current_chain(settings)
+                changed.add("national_id")
+            elif holder.id != beneficiary.id:
+                raise _national_id_conflict()
     if not changed:
         return beneficiary
     beneficiary.birth_year = beneficiary.date_of_birth.year
     beneficiary.search_key = search_key(_person_name(beneficiary))
-    beneficiary.version += 1
     beneficiary.updated_at = utcnow()
     session.add(beneficiary)
+    await session.flush()  # the version-checked UPDATE: a concurrent change loses here (StaleDataError)
     audit(session, principal=principal, entity="beneficiary", entity_id=beneficiary.id, action="updated",
           fields=changed)
     outbox.emit(session, BeneficiaryUpdated(**_snapshot(beneficiary), changed_fields=sorted(changed)),
@@ -289,6 +312,9 @@ async def merge(*, session: AsyncSession, outbox: Outbox, principal: Principal, 
     """Fold ``duplicate_id`` into ``survivor_id``: from then on everything counts them as one person."""
     if survivor_id == duplicate_id:
         raise _field_error("duplicate_id", "a record cannot be merged into itself")
+    # Both rows locked in one order: crossed merges (A into B, B into A) queue instead of deadlocking, and
+    # the second reads the first one's result (409 below); the version check backs this up.
+    await lock_rows(session, Beneficiary, (survivor_id, duplicate_id))
     survivor = await get_beneficiary(session=session, principal=principal, beneficiary_id=survivor_id)
     try:
         duplicate = await get_beneficiary(session=session, principal=principal, beneficiary_id=duplicate_id)
@@ -306,19 +332,75 @@ async def merge(*, session: AsyncSession, outbox: Outbox, principal: Principal, 
         record.merged_into_id = survivor.id
     survivor_fields = {"merged_from"}
     if survivor.national_id_hash is None and duplicate.national_id_hash is not None:
-        survivor.national_id_hash, duplicate.national_id_hash = duplicate.national_id_hash, None
+        # The hash is unique: free it on the duplicate before the survivor takes it.
+        moved = duplicate.national_id_hash, duplicate.national_id_key
+        duplicate.national_id_hash = duplicate.national_id_key = None
         await session.flush()
+        survivor.national_id_hash, survivor.national_id_key = moved
         survivor_fields.add("national_id")
+    # One person: a withdrawal of consent on either record holds for the survivor.
+    withdrawn = survivor.consent_withdrawn_on is None and duplicate.consent_withdrawn_on is not None
+    if withdrawn:
+        survivor.consent_withdrawn_on = duplicate.consent_withdrawn_on
+        survivor.consent_withdrawal_reason = duplicate.consent_withdrawal_reason
+        survivor_fields.add("consent_withdrawn_on")
     duplicate.merged_into_id = survivor.id
     for record in (survivor, duplicate):
-        record.version += 1
         record.updated_at = now
+    await session.flush()  # version-checked UPDATEs of both records
     audit(session, principal=principal, entity="beneficiary", entity_id=duplicate.id, action="merged_into",
           fields={"merged_into_id"})
     audit(session, principal=principal, entity="beneficiary", entity_id=survivor.id, action="merged",
           fields=survivor_fields)
     outbox.emit(session, BeneficiaryMerged(beneficiary_id=survivor.id, duplicate_id=duplicate.id, merged_at=now),
                 subject_id=survivor.id)
+    if withdrawn and survivor.consent_withdrawn_on is not None:
+        outbox.emit(session, BeneficiaryConsentWithdrawn(beneficiary_id=survivor.id, revision=survivor.version,
+                                                         withdrawn_on=survivor.consent_withdrawn_on),
+                    subject_id=survivor.id)
     await session.flush()
     return survivor
 
+
+async def withdraw_consent(*, session: AsyncSession, outbox: Outbox, principal: Principal, beneficiary: Beneficiary,
+                           data: ConsentWithdrawal) -> Beneficiary:
+    """Record that the person withdrew consent (once); other services then refuse new assistance for them."""
+    if beneficiary.merged_into_id:
+        raise Conflict(f"This record was merged into {beneficiary.merged_into_id}; withdraw consent on that one")
+    if beneficiary.consent_withdrawn_on is not None:
+        raise Conflict(f"Consent was already withdrawn on {beneficiary.consent_withdrawn_on.isoformat()}",
+                       slug="consent-withdrawn")
+    if data.withdrawn_on < beneficiary.consent_obtained_on:
+        raise _field_error("withdrawn_on", "consent cannot be withdrawn before it was obtained")
+    beneficiary.consent_withdrawn_on = data.withdrawn_on
+    beneficiary.consent_withdrawal_reason = data.reason
+    beneficiary.updated_at = utcnow()
+    session.add(beneficiary)
+    await session.flush()  # the version-checked UPDATE: a withdrawal raced twice happens once
+    audit(session, principal=principal, entity="beneficiary", entity_id=beneficiary.id, action="consent_withdrawn",
+          fields=data.model_fields_set)
+    outbox.emit(session, BeneficiaryConsentWithdrawn(beneficiary_id=beneficiary.id, revision=beneficiary.version,
+                                                     withdrawn_on=data.withdrawn_on), subject_id=beneficiary.id)
+    await session.flush()
+    return beneficiary
+
+
+async def rotate_national_id_key(*, session: AsyncSession, settings: CommonSettings) -> int:
+    """Wrap every national-ID hash not yet under the current key (no clear value needed); returns how many."""
+    await advisory_xact_lock(session, "beneficiaries-pii-rotate")
+    rows = (await session.execute(select(Beneficiary.id, Beneficiary.national_id_hash, Beneficiary.national_id_key)
+                                  .where(Beneficiary.national_id_hash.is_not(None)))).all()  # type: ignore[union-attr]
+    for chain in {chain for _, _, chain in rows}:
+        check_chain(settings, chain)  # refuse before changing anything when a key is missing
+    table = Beneficiary.__table__  # type: ignore[attr-defined]
+    rotated = 0
+    for id_, old_hash, chain in rows:
+        if not needs_rewrap(settings, chain):
+            continue
+        new_hash, new_chain = rewrap(settings, old_hash, chain)
+        # Conditioned on the old values: a record whose ID changed meanwhile already has a current hash.
+        result = await session.execute(table.update().where(
+            table.c.id == id_, table.c.national_id_hash == old_hash, table.c.national_id_key == chain,
+        ).values(national_id_hash=new_hash, national_id_key=new_chain))
+        rotated += result.rowcount
+    return rotated

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import ClassVar
 
 from shared.db import UtcDatetime
@@ -46,6 +47,22 @@ class BeneficiaryMerged(_BeneficiaryEvent):
     beneficiary_id: str
     duplicate_id: str
     merged_at: UtcDatetime
+
+
+class BeneficiaryConsentWithdrawn(_BeneficiaryEvent):
+    """The person withdrew their consent on ``withdrawn_on``.
+
+    Services that record assistance (grants, training, ...) refuse new work for this person with 409
+    from then on: they ask the beneficiaries service (``consent.given`` is false on the record) or keep
+    a copy fed by this event. What was recorded before stays counted: the assistance happened, and the
+    indicators hold no personal data.
+    """
+
+    action: ClassVar[str] = "consent_withdrawn"
+
+    beneficiary_id: str
+    revision: int
+    withdrawn_on: date
 
 
 class CommunityCreated(EventData):

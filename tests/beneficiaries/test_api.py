@@ -159,7 +159,15 @@ async def test_same_national_id_is_always_409(api: Any, env: Env) -> None:
     dup = person(community_id, first_name="Zainab", father_name="Kadhim", sex="female", national_id="1234 5678",
                  confirm_not_duplicate=True)
     body = assert_problem(await client.post("/api/v1/beneficiaries", json=dup, headers=headers), 409)
-    assert body["candidates"] == [{"id": first.json()["id"], "score": 1.0, "reasons": ["same national ID"]}]
+    assert body["type"] == "urn:crp:problem:duplicate-national-id" and body["candidates"] == []
+    assert first.json()["id"] not in str(body)
+    # A caller who cannot see the holder's governorate gets exactly the same answer: nothing out of scope leaks.
+    anbar = env.token("case_worker", governorates=("IQG01",))
+    anbar_community = (await client.post("/api/v1/communities", json={"name": "Ramadi", "district_pcode": "IQG01Q01"},
+                                         headers=anbar)).json()["id"]
+    scoped = assert_problem(await client.post("/api/v1/beneficiaries", headers=anbar,
+                                              json={**dup, "community_id": anbar_community}), 409)
+    assert scoped == body
     assert await count(app, Beneficiary) == 1
 
 

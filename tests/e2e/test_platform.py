@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -177,6 +178,8 @@ def test_readme_curl_examples_work_verbatim(platform: RunningPlatform) -> None:
     script = section.split("```bash\n", 1)[1].split("```", 1)[0]
     script = script.replace("127.0.0.1:8000", f"127.0.0.1:{platform.port}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRP_")}
+    before = httpx.get(f"{platform.url}/api/v1/indicators/summary", headers=auth("me_officer")
+                       ).json()["beneficiaries_registered"]
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -184,6 +187,12 @@ def test_readme_curl_examples_work_verbatim(platform: RunningPlatform) -> None:
     assert '"governorate_pcode":"IQG15"' in out  # the registration
     assert "urn:crp:problem:probable-duplicate" in out
     assert '"beneficiaries_registered"' in out and '"individuals_directly_assisted"' in out
+    bodies, decoder, at = [], json.JSONDecoder(), 0
+    while (at := out.find("{", at)) != -1:
+        body, at = decoder.raw_decode(out, at)
+        bodies.append(body)
+    summary = next(b for b in bodies if "individuals_directly_assisted" in b)
+    assert summary["beneficiaries_registered"] == before + 1  # the example shows the person it registered
 
 
 def test_sigterm_stops_everything(platform: RunningPlatform) -> None:

@@ -26,12 +26,23 @@ def test_token_carries_role_scope_and_subject() -> None:
     assert principal.governorates == {"IQG15"}
 
 
+def test_token_refuses_unknown_roles_and_governorates() -> None:
+    for argv in (["--role", "superuser"], ["--role", "viewer", "--governorate", "IQG19"],
+                 ["--role", "viewer", "--governorate", "IQG15Q05"], ["--role", "viewer", "--governorate", "iqg15"]):
+        result = crp("token", *argv)
+        assert result.returncode == 2 and not result.stdout, argv
+        assert "invalid choice" in result.stderr or "unknown governorate" in result.stderr, result.stderr
+    every = crp("token", "--role", "admin", "--governorate", "*")
+    assert every.returncode == 0, every.stderr
+    assert TokenVerifier(CommonSettings()).verify_sync(every.stdout.strip()).all_governorates
+
+
 def test_migrate_creates_each_service_database(tmp_path: Path) -> None:
     result = crp("migrate", env={"CRP_DATA_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
-    for service, table in (("beneficiaries", "beneficiaries"), ("indicators", "persons")):
+    for service, table, head in (("beneficiaries", "beneficiaries", "0002"), ("indicators", "persons", "0001")):
         with sqlite3.connect(tmp_path / f"{service}.db") as db:
-            assert db.execute("select version_num from alembic_version").fetchone() == ("0001",)
+            assert db.execute("select version_num from alembic_version").fetchone() == (head,)
             assert db.execute(f"select count(*) from {table}").fetchone() == (0,)
     again = crp("migrate", env={"CRP_DATA_DIR": str(tmp_path)})  # idempotent
     assert again.returncode == 0, again.stderr
