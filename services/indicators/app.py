@@ -22,7 +22,8 @@ def create_app(settings: IndicatorsSettings | None = None) -> FastAPI:
 
     def consumer(app: FastAPI) -> EventConsumer:
         return EventConsumer(settings, app.state.sessionmaker, app.state.bus, applier,
-                             durable=settings.consumer_durable, max_deliver=settings.consumer_max_deliver)
+                             durable=settings.consumer_durable, max_attempts=settings.consumer_max_attempts,
+                             ack_wait=settings.consumer_ack_wait_seconds)
 
     app = create_service_app(ServiceSpec(
         settings=settings,
