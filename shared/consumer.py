@@ -1,9 +1,10 @@
 """Idempotent JetStream consumer: durable pull, explicit acks, dead letters, parked events, replay.
 
-Delivery: at least once, in no particular order (see ``shared.outbox``). Each event id is recorded
-in ``processed_events`` in the same transaction as the projection change it caused, so a
-redelivery is a no-op; every handler must give the same final state whatever the arrival order
-(what an entity needs ordered travels in its payload, e.g. ``revision``).
+Events arrive at least once, in no guaranteed order, neither across services nor within one (see
+``shared.outbox``). Each event id is recorded in ``processed_events`` in the same transaction as the
+projection change it caused, so a redelivery is a no-op; every handler must give the same final state
+in any arrival order (what an entity needs ordered travels in its payload, e.g. ``revision``), which
+``tests/indicators/test_projection_order.py`` checks for every handler.
 
 What happens to a message (``apply_or_dead_letter`` is the policy, for the live consumer and a rebuild):
 
