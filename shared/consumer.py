@@ -14,12 +14,15 @@ What happens to a message (``apply_or_dead_letter`` is the policy, for the live 
   at start and every ``parked_interval`` seconds, for replicas of an older version still parking);
 - failing on a healthy database ``max_attempts`` times (counted here, not by JetStream): a poison.
   It is terminated only after its dead letter is committed; dead letters can be listed and replayed;
-- failing because the database (or NATS) is unreachable: not an attempt at the event. The consumer
-  holds the message and the rest of its batch (``in_progress`` so JetStream does not redeliver),
-  waits with the shared backoff until the database answers, and tries the same event again.
+- failing because the database is unreachable (a connection-type error, or a fresh ``SELECT 1``
+  fails): not an attempt at the event. The consumer holds the message and the rest of its batch
+  (``in_progress``, so JetStream does not redeliver them), waits with the shared backoff until the
+  database answers, and tries the same event again, for as long as it takes.
 
-JetStream's own ``max_deliver`` is unlimited: a message it stops delivering is a message lost, since
-nothing here would ever see it again; it redelivers only what was neither acked nor terminated.
+NATS being unreachable costs nothing either: an ack or termination that does not arrive only means a
+redelivery, which is a duplicate (or, for a poison, finds its dead letter already written). JetStream's
+``max_deliver`` is therefore unlimited and its delivery count unused: a message JetStream stops
+delivering is a message lost, since nothing here would ever see it again.
 """
 
 from __future__ import annotations
