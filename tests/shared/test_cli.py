@@ -29,9 +29,9 @@ def test_token_carries_role_scope_and_subject() -> None:
 def test_migrate_creates_each_service_database(tmp_path: Path) -> None:
     result = crp("migrate", env={"CRP_DATA_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
-    for service, table in (("beneficiaries", "beneficiaries"), ("indicators", "persons")):
+    for service, table, head in (("beneficiaries", "beneficiaries", "0001"), ("indicators", "persons", "0002")):
         with sqlite3.connect(tmp_path / f"{service}.db") as db:
-            assert db.execute("select version_num from alembic_version").fetchone() == ("0001",)
+            assert db.execute("select version_num from alembic_version").fetchone() == (head,)
             assert db.execute(f"select count(*) from {table}").fetchone() == (0,)
     again = crp("migrate", env={"CRP_DATA_DIR": str(tmp_path)})  # idempotent
     assert again.returncode == 0, again.stderr
