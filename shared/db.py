@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from pydantic import PlainSerializer
 from sqlalchemy import event, exc, text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.settings import CommonSettings
@@ -105,8 +105,12 @@ def is_connection_error(error: BaseException) -> bool:
     return False
 
 
-async def database_answers(engine: AsyncEngine, timeout: float = 5.0) -> bool:
-    """A fresh ``SELECT 1`` on its own connection (a read, so on SQLite it never waits for a writer)."""
+async def database_answers(bind: AsyncEngine | AsyncConnection, timeout: float = 5.0) -> bool:
+    """A fresh ``SELECT 1`` on its own connection (a read, so on SQLite it never waits for a writer).
+
+    ``bind`` is a session's bind: an engine, or the connection a session was bound to.
+    """
+    engine = bind.engine if isinstance(bind, AsyncConnection) else bind
     token = _read_only.set(True)
     try:
         async with asyncio.timeout(timeout), engine.connect() as conn:
