@@ -149,7 +149,7 @@ async def apply_or_dead_letter(session: AsyncSession, applier: EventApplier, *, 
     try:
         event = CloudEvent.model_validate_json(payload)
     except ValueError as exc:  # no retry can fix it
-        session.add(_dead_letter(None, subject, payload, f"invalid envelope: {exc}", attempt))
+        await _add_dead_letter(session, None, subject, payload, f"invalid envelope: {exc}", attempt)
         return Outcome.DEAD_LETTERED
     try:
         async with session.begin_nested():
@@ -161,15 +161,18 @@ async def apply_or_dead_letter(session: AsyncSession, applier: EventApplier, *, 
         log.warning("event %s (%s) failed, attempt %d of %d: %s", event.id, event.type, attempt, max_attempts, exc)
         if attempt < max_attempts:
             return Outcome.RETRY
-        known = await session.execute(select(DeadLetter.id).where(DeadLetter.event_id == event.id).limit(1))
-        if known.first() is None:
-            session.add(_dead_letter(event.id, subject, payload, f"{type(exc).__name__}: {exc}", attempt))
+        await _add_dead_letter(session, event.id, subject, payload, f"{type(exc).__name__}: {exc}", attempt)
         return Outcome.DEAD_LETTERED
 
 
-def _dead_letter(event_id: str | None, subject: str, payload: bytes, error: str, attempts: int) -> DeadLetter:
-    return DeadLetter(event_id=event_id, subject=subject, payload=payload.decode(errors="replace"),
-                      error=error[:2000], deliveries=attempts)
+async def _add_dead_letter(session: AsyncSession, event_id: str | None, subject: str, payload: bytes, error: str,
+                           attempts: int) -> None:
+    """One dead letter per event (per payload, for an envelope without a readable id)."""
+    text = payload.decode(errors="replace")
+    same = DeadLetter.event_id == event_id if event_id else DeadLetter.payload == text  # type: ignore[arg-type]
+    if (await session.execute(select(DeadLetter.id).where(same).limit(1))).first() is None:
+        session.add(DeadLetter(event_id=event_id, subject=subject, payload=text, error=error[:2000],
+                               deliveries=attempts))
 
 
 class EventConsumer(BackgroundWorker):
