@@ -219,13 +219,18 @@ async def test_poison_event_becomes_one_dead_letter_after_the_attempts_and_the_c
         broken.data.pop("sex")  # the handler raises on a healthy database
         after = registered_event()
         await publish_raw(env.nats_url, subject, broken)
+        nc = await nats.connect(env.nats_url)
+        try:  # not even an envelope: no attempt can fix it
+            await nc.jetstream().publish(subject, b'{"specversion": "1.0", "id": 7')
+        finally:
+            await nc.close()
         await publish_raw(env.nats_url, subject, after)
 
         await eventually(lambda: applied(app.state.sessionmaker, [after.id]))
-        await eventually(lambda: _settled(env))  # the poison was terminated, not left pending
+        await eventually(lambda: _settled(env))  # the poisons were terminated, not left pending
         async with app.state.sessionmaker() as session:
-            letters = (await session.execute(select(DeadLetter))).scalars().all()
-        assert [(d.event_id, d.deliveries) for d in letters] == [(broken.id, 3)]
+            letters = (await session.execute(select(DeadLetter).order_by(DeadLetter.id))).scalars().all()
+        assert [(d.event_id, d.deliveries) for d in letters] == [(broken.id, 3), (None, 1)]
         assert (await summary(client, env))["beneficiaries_registered"] == 1
         info = await consumer_info(env)
         assert info.num_redelivered == 0  # attempts are the consumer's, not JetStream redeliveries
