@@ -12,8 +12,9 @@ What happens to a message (``apply_or_dead_letter`` is the policy, for the live 
 - of a type this version has no handler for: parked (``parked_events``) and acked; it is applied,
   exactly once, as soon as a version that handles it runs (``EventConsumer`` applies parked events
   at start and every ``parked_interval`` seconds, for replicas of an older version still parking);
-- failing on a healthy database ``max_attempts`` times (counted here, not by JetStream): a poison.
-  It is terminated only after its dead letter is committed; dead letters can be listed and replayed;
+- failing on a healthy database ``max_attempts`` times (counted here, in memory, while the message is
+  held; not by JetStream, and a restart counts again): a poison. It is terminated only after its dead
+  letter is committed; dead letters can be listed and replayed;
 - failing because the database is unreachable (a connection-type error, or a fresh ``SELECT 1``
   fails): not an attempt at the event. The consumer holds the message and the rest of its batch
   (``in_progress``, so JetStream does not redeliver them), waits with the shared backoff until the
