@@ -89,7 +89,8 @@ class Service:
         if self.handlers is not None:
             workers.append(lambda app: EventConsumer(
                 settings, app.state.sessionmaker, app.state.bus, applier,
-                durable=settings.consumer_durable or self.name, max_deliver=settings.consumer_max_deliver))
+                durable=settings.consumer_durable or self.name, max_attempts=settings.consumer_max_attempts,
+                ack_wait=settings.consumer_ack_wait_seconds))
         app = create_service_app(self, settings, workers)
         app.state.applier = applier
         return app

@@ -1,12 +1,35 @@
-"""Idempotent JetStream consumer: durable pull, explicit acks, dead letters, replay from the stream.
+"""Idempotent JetStream consumer: durable pull, explicit acks, dead letters, parked events, replay.
 
-Each event id is recorded in ``processed_events`` in the same transaction as the projection
-change it caused, so a redelivery is a no-op. A message that keeps failing is kept as a dead
-letter after ``max_deliver`` attempts; dead letters can be listed and replayed.
+Events arrive at least once, in no guaranteed order, neither across services nor within one (see
+``shared.outbox``). Each event id is recorded in ``processed_events`` in the same transaction as the
+projection change it caused, so a redelivery is a no-op; every handler must give the same final state
+in any arrival order (what an entity needs ordered travels in its payload, e.g. ``revision``), which
+``tests/indicators/test_projection_order.py`` checks for every handler.
+
+What happens to a message (``apply_or_dead_letter`` is the policy, for the live consumer and a rebuild):
+
+- applied, or recorded as a duplicate, then acked;
+- of a type this version has no handler for: parked (``parked_events``) and acked; it is applied,
+  exactly once, as soon as a version that handles it runs (``EventConsumer`` applies parked events
+  at start and every ``parked_interval`` seconds, for replicas of an older version still parking);
+- failing on a healthy database ``max_attempts`` times (counted here, in memory, while the message is
+  held; not by JetStream, and a restart counts again): a poison. It is terminated only after its dead
+  letter is committed; dead letters can be listed and replayed;
+- failing because the database is unreachable (a connection-type error, or a fresh ``SELECT 1``
+  fails): not an attempt at the event. The consumer holds the message and the rest of its batch
+  (``in_progress``, so JetStream does not redeliver them), waits with the shared backoff until the
+  database answers, and tries the same event again, for as long as it takes.
+
+NATS being unreachable costs nothing either: an ack or termination that does not arrive only means a
+redelivery, which is a duplicate (or, for a poison, finds its dead letter already written). JetStream's
+``max_deliver`` is therefore unlimited and its delivery count unused: a message JetStream stops
+delivering is a message lost, since nothing here would ever see it again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -14,22 +37,26 @@ from datetime import datetime
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter
-from sqlalchemy import Column, Text, select
+from sqlalchemy import Column, Text, delete, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.bus import Bus
-from shared.db import utcnow
+from shared.db import UtcDatetime, database_answers, is_connection_error, utcnow
 from shared.events import CloudEvent
 from shared.settings import CommonSettings
-from shared.worker import BackgroundWorker, retry_forever
+from shared.worker import BackgroundWorker, backoff_seconds, retry_forever
 
 log = logging.getLogger("crp.consumer")
 
 APPLIED = Counter("crp_events_applied_total", "Events applied to projections", ["service", "type"])
 DUPLICATES = Counter("crp_events_duplicate_total", "Redelivered events skipped", ["service"])
 DEAD = Counter("crp_events_dead_lettered_total", "Events moved to dead letters", ["service"])
+PARKED = Counter("crp_events_parked_total", "Events of a type with no handler yet, kept for a newer version",
+                 ["service", "type"])
+UNAVAILABLE = Counter("crp_consumer_database_unavailable_total",
+                      "Event attempts that failed because the database was unreachable (never counted)", ["service"])
 
 Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 
@@ -50,11 +77,24 @@ class DeadLetter(SQLModel, table=True):
     subject: str = Field(max_length=255)
     payload: str = Field(sa_column=Column(Text, nullable=False))
     error: str = Field(sa_column=Column(Text, nullable=False))
-    deliveries: int = 0
+    deliveries: int = 0  # attempts on a healthy database
     created_at: datetime = Field(default_factory=utcnow)
 
 
-CONSUMER_TABLES: tuple[type[SQLModel], ...] = (ProcessedEvent, DeadLetter)
+class ParkedEvent(SQLModel, table=True):
+    """An event of a type this version has no handler for, kept until a version that has one runs."""
+
+    __tablename__ = "parked_events"
+
+    event_id: str = Field(primary_key=True, max_length=36)
+    event_type: str = Field(max_length=255, index=True)
+    subject: str | None = Field(default=None, max_length=255)  # the CloudEvents subject (the entity)
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # the whole envelope, as received
+    time: UtcDatetime  # the event's own time: parked events are applied oldest first
+    parked_at: datetime = Field(default_factory=utcnow)
+
+
+CONSUMER_TABLES: tuple[type[SQLModel], ...] = (ProcessedEvent, DeadLetter, ParkedEvent)
 """The tables every consuming service has beside its projections."""
 
 
@@ -66,24 +106,85 @@ class EventApplier:
         self.handlers = handlers
 
     async def apply(self, session: AsyncSession, event: CloudEvent) -> bool:
-        """Apply within the caller's transaction. False when already applied."""
+        """Apply within the caller's transaction. False when already applied, or parked for a newer version."""
         if await session.get(ProcessedEvent, event.id) is not None:
             DUPLICATES.labels(self.service).inc()
             return False
         handler = self.handlers.get(event.type)
-        if handler is not None:
-            await handler(session, event)
+        if handler is None:
+            if await session.get(ParkedEvent, event.id) is None:
+                session.add(ParkedEvent(event_id=event.id, event_type=event.type, subject=event.subject,
+                                        payload=event.model_dump_json(), time=event.time))
+                await session.flush()
+                PARKED.labels(self.service, event.type).inc()
+            return False
+        await handler(session, event)
         session.add(ProcessedEvent(event_id=event.id, event_type=event.type))
         await session.flush()
         APPLIED.labels(self.service, event.type).inc()
         return True
+
+    async def parked_to_apply(self, session: AsyncSession) -> list[ParkedEvent]:
+        """Parked events whose type now has a handler, oldest first."""
+        stmt = (select(ParkedEvent).where(ParkedEvent.event_type.in_(list(self.handlers)))  # type: ignore[attr-defined]
+                .order_by(ParkedEvent.time, ParkedEvent.event_id))
+        return list((await session.execute(stmt)).scalars())
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached: an infrastructure failure, never an attempt at the event."""
+
+
+class Outcome(enum.Enum):
+    SETTLED = "settled"  # applied, a duplicate, or parked: ack the message
+    RETRY = "retry"  # failed on a healthy database, attempts remain: try again in a new transaction
+    DEAD_LETTERED = "dead_lettered"  # its dead letter is in the caller's transaction: terminate after the commit
+
+
+async def apply_or_dead_letter(session: AsyncSession, applier: EventApplier, *, subject: str, payload: bytes,
+                               attempt: int, max_attempts: int) -> Outcome:
+    """One attempt at a message, in the caller's transaction, with the consumer's poison policy.
+
+    The event is applied in a savepoint, so a failing handler leaves the transaction usable. A failure is
+    a poison attempt only when the database is healthy (not a connection-type error and a fresh ``SELECT 1``
+    answers); otherwise ``DatabaseUnavailable`` is raised and the caller waits and tries again without
+    counting. An invalid envelope, or the ``max_attempts``-th failure, adds one dead letter (not two when the
+    same event comes back after its dead letter was committed but before its message was terminated).
+    """
+    try:
+        event = CloudEvent.model_validate_json(payload)
+    except ValueError as exc:  # no retry can fix it
+        await _add_dead_letter(session, None, subject, payload, f"invalid envelope: {exc}", attempt)
+        return Outcome.DEAD_LETTERED
+    try:
+        async with session.begin_nested():
+            await applier.apply(session, event)
+        return Outcome.SETTLED
+    except Exception as exc:
+        if is_connection_error(exc) or not await database_answers(session.bind):
+            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        log.warning("event %s (%s) failed, attempt %d of %d: %s", event.id, event.type, attempt, max_attempts, exc)
+        if attempt < max_attempts:
+            return Outcome.RETRY
+        await _add_dead_letter(session, event.id, subject, payload, f"{type(exc).__name__}: {exc}", attempt)
+        return Outcome.DEAD_LETTERED
+
+
+async def _add_dead_letter(session: AsyncSession, event_id: str | None, subject: str, payload: bytes, error: str,
+                           attempts: int) -> None:
+    """One dead letter per event (per payload, for an envelope without a readable id)."""
+    text = payload.decode(errors="replace")
+    same = DeadLetter.event_id == event_id if event_id else DeadLetter.payload == text  # type: ignore[arg-type]
+    if (await session.execute(select(DeadLetter.id).where(same).limit(1))).first() is None:
+        session.add(DeadLetter(event_id=event_id, subject=subject, payload=text, error=error[:2000],
+                               deliveries=attempts))
 
 
 class EventConsumer(BackgroundWorker):
     def __init__(
         self, settings: CommonSettings, sessionmaker: async_sessionmaker[AsyncSession], bus: Bus,
         applier: EventApplier, *, durable: str, filter_subject: str | None = None,
-        max_deliver: int = 5, batch_size: int = 100, ack_wait: float = 30.0,
+        max_attempts: int = 5, batch_size: int = 100, ack_wait: float = 30.0, parked_interval: float = 60.0,
     ) -> None:
         super().__init__()
         self.name = f"consumer-{durable}"
@@ -93,65 +194,125 @@ class EventConsumer(BackgroundWorker):
         self.applier = applier
         self.durable = durable
         self.filter_subject = filter_subject or f"{settings.subject_prefix}.>"
-        self.max_deliver = max_deliver
+        self.max_attempts = max_attempts
         self.batch_size = batch_size
         self.ack_wait = ack_wait
+        self.parked_interval = parked_interval
 
     async def run(self) -> None:
         retrying = retry_forever(self.name)
         while True:
             await retrying(self._consume_until_reconnect)
 
+    def consumer_config(self) -> ConsumerConfig:
+        # max_deliver=-1: JetStream never gives up on a message; this consumer acks or terminates each one.
+        return ConsumerConfig(durable_name=self.durable, name=self.durable, filter_subject=self.filter_subject,
+                              ack_policy=AckPolicy.EXPLICIT, max_deliver=-1, ack_wait=self.ack_wait,
+                              deliver_policy=DeliverPolicy.ALL, max_ack_pending=10_000)
+
     async def _consume_until_reconnect(self) -> None:
         js = await self.bus.wait_ready()
         generation = self.bus.generation
-        sub = await js.pull_subscribe(
-            self.filter_subject, durable=self.durable, stream=self.settings.nats_stream,
-            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=self.max_deliver,
-                                  ack_wait=self.ack_wait, deliver_policy=DeliverPolicy.ALL, max_ack_pending=10_000),
-        )
+        # add_consumer creates the durable or updates it in place (an older one kept max_deliver=5).
+        await js.add_consumer(self.settings.nats_stream, self.consumer_config())
+        sub = await js.pull_subscribe_bind(durable=self.durable, stream=self.settings.nats_stream)
+        loop = asyncio.get_running_loop()
         try:
+            await self.apply_parked()
+            parked_due = loop.time() + self.parked_interval
             # After a reconnect the pull subscription is made again (nats.py issue 504).
             while self.bus.generation == generation:
+                if loop.time() >= parked_due:
+                    await self.apply_parked()
+                    parked_due = loop.time() + self.parked_interval
                 try:
                     msgs = await sub.fetch(self.batch_size, timeout=1)
                 except (NatsTimeoutError, TimeoutError):
                     continue
-                for msg in msgs:
-                    await self._handle(msg)
+                await self._handle_batch(msgs)
         finally:
             await sub.unsubscribe()
 
-    async def _handle(self, msg: object) -> None:
-        data: bytes = msg.data  # type: ignore[attr-defined]
+    async def _handle_batch(self, msgs: list[object]) -> None:
+        unsettled = list(msgs)
+        holding = asyncio.create_task(self._hold(unsettled), name=f"{self.name}-hold")
         try:
-            event = CloudEvent.model_validate_json(data)
-        except ValueError as exc:  # poison message: no retry can fix it
-            await self._dead_letter(msg, None, f"invalid envelope: {exc}")
+            for msg in msgs:
+                await self._handle(msg)
+                unsettled.remove(msg)
+        finally:
+            holding.cancel()
+
+    async def _hold(self, msgs: list[object]) -> None:
+        """Keep telling JetStream that the batch's unsettled messages are being worked on, so it does not
+        redeliver them while the consumer waits for the database or between attempts at a poison."""
+        while True:
+            await asyncio.sleep(self.ack_wait / 3)
+            for msg in list(msgs):
+                try:
+                    await msg.in_progress()  # type: ignore[attr-defined]
+                except Exception as exc:  # NATS down: the message will be redelivered, and be a duplicate
+                    log.debug("in_progress failed: %s", exc)
+
+    async def _handle(self, msg: object) -> None:
+        outcome = await self.settle(msg.subject, msg.data)  # type: ignore[attr-defined]
+        if outcome is Outcome.DEAD_LETTERED:
+            DEAD.labels(self.settings.service_name).inc()
             await msg.term()  # type: ignore[attr-defined]
-            return
+        else:
+            await msg.ack()  # type: ignore[attr-defined]
+
+    async def settle(self, subject: str, payload: bytes, *, parked_id: str | None = None) -> Outcome:
+        """Apply one message until it is applied (or parked) or its dead letter is committed.
+
+        Attempts on a healthy database are counted here; while the database is unreachable the same
+        attempt is tried again with the shared backoff, for as long as it takes. A parked event's row is
+        deleted in the transaction that settles it.
+        """
+        retrying = retry_forever(f"{self.name}: database unavailable", retry_on=DatabaseUnavailable)
+        attempt = 1
+        while True:
+            outcome = await retrying(self._attempt, subject, payload, attempt, parked_id)
+            if outcome is not Outcome.RETRY:
+                return outcome
+            await asyncio.sleep(backoff_seconds(attempt))
+            attempt += 1
+
+    async def _attempt(self, subject: str, payload: bytes, attempt: int, parked_id: str | None) -> Outcome:
         try:
             async with self.sessionmaker() as session, session.begin():
-                await self.applier.apply(session, event)
-        except Exception as exc:
-            deliveries = msg.metadata.num_delivered  # type: ignore[attr-defined]
-            log.warning("event %s (%s) failed on delivery %d: %s", event.id, event.type, deliveries, exc)
-            if deliveries >= self.max_deliver:
-                await self._dead_letter(msg, event.id, f"{type(exc).__name__}: {exc}")
-                await msg.term()  # type: ignore[attr-defined]
-            else:
-                await msg.nak(delay=min(0.5 * 2 ** deliveries, 10))  # type: ignore[attr-defined]
-            return
-        await msg.ack()  # type: ignore[attr-defined]
+                outcome = await apply_or_dead_letter(session, self.applier, subject=subject, payload=payload,
+                                                     attempt=attempt, max_attempts=self.max_attempts)
+                if parked_id is not None and outcome is not Outcome.RETRY:
+                    await session.execute(delete(ParkedEvent).where(ParkedEvent.event_id == parked_id))  # type: ignore[arg-type]
+            return outcome
+        except DatabaseUnavailable:
+            UNAVAILABLE.labels(self.settings.service_name).inc()
+            raise
+        except Exception as exc:  # the commit itself, or the rollback after a lost connection
+            if is_connection_error(exc) or not await self._database_answers():
+                UNAVAILABLE.labels(self.settings.service_name).inc()
+                raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise
 
-    async def _dead_letter(self, msg: object, event_id: str | None, error: str) -> None:
-        DEAD.labels(self.settings.service_name).inc()
-        async with self.sessionmaker() as session, session.begin():
-            session.add(DeadLetter(
-                event_id=event_id, subject=msg.subject,  # type: ignore[attr-defined]
-                payload=msg.data.decode(errors="replace"),  # type: ignore[attr-defined]
-                error=error[:2000], deliveries=msg.metadata.num_delivered,  # type: ignore[attr-defined]
-            ))
+    async def _database_answers(self) -> bool:
+        async with self.sessionmaker() as session:
+            return await database_answers(session.bind)
+
+    async def apply_parked(self) -> int:
+        """Apply every parked event whose type now has a handler (exactly once each); returns how many."""
+        async def ready() -> list[ParkedEvent]:
+            async with self.sessionmaker() as session:
+                return await self.applier.parked_to_apply(session)
+
+        parked = await retry_forever(f"{self.name}: reading parked events")(ready)
+        for row in parked:
+            outcome = await self.settle(f"parked:{row.event_type}", row.payload.encode(), parked_id=row.event_id)
+            if outcome is Outcome.DEAD_LETTERED:
+                DEAD.labels(self.settings.service_name).inc()
+        if parked:
+            log.info("applied %d parked events now that their types have handlers", len(parked))
+        return len(parked)
 
 
 async def list_dead_letters(session: AsyncSession) -> list[DeadLetter]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,8 +13,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from pydantic import PlainSerializer
-from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy import event, exc, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.settings import CommonSettings
@@ -89,6 +91,48 @@ async def advisory_xact_lock(conn: Any, key: str) -> None:
     dialect = conn.dialect if hasattr(conn, "dialect") else conn.bind.dialect  # a connection or a session
     if dialect.name == "postgresql":
         await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
+
+
+def is_connection_error(error: BaseException) -> bool:
+    """Whether ``error`` (or anything in its chain) says the database could not be reached.
+
+    Connection-type errors are infrastructure failures, never a fault of the work being done: a lost or
+    refused connection, a timeout, PostgreSQL shutting down or out of connections, and SQLAlchemy's
+    OperationalError (on SQLite: locked, I/O error, cannot open the file, or a schema not migrated).
+    """
+    import asyncpg
+
+    connection_types = (OSError, TimeoutError, sqlite3.OperationalError, exc.OperationalError, exc.InterfaceError,
+                        exc.DisconnectionError, exc.TimeoutError, asyncpg.PostgresConnectionError,
+                        asyncpg.InterfaceError, asyncpg.exceptions.OperatorInterventionError,
+                        asyncpg.exceptions.InsufficientResourcesError)
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, connection_types):
+            return True
+        if isinstance(current, exc.DBAPIError) and current.connection_invalidated:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+async def database_answers(bind: AsyncEngine | AsyncConnection, timeout: float = 5.0) -> bool:
+    """A fresh ``SELECT 1`` on its own connection (a read, so on SQLite it never waits for a writer).
+
+    ``bind`` is a session's bind: an engine, or the connection a session was bound to.
+    """
+    engine = bind.engine if isinstance(bind, AsyncConnection) else bind
+    token = _read_only.set(True)
+    try:
+        async with asyncio.timeout(timeout), engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+    finally:
+        _read_only.reset(token)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

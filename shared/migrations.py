@@ -97,7 +97,7 @@ def create_outbox_tables(op: Any) -> None:
 
 
 def create_consumer_tables(op: Any) -> None:
-    """Processed event ids and dead letters (every service that consumes events)."""
+    """Processed event ids, dead letters and parked events (every service that consumes events)."""
     import sqlalchemy as sa
 
     op.create_table(
@@ -115,6 +115,22 @@ def create_consumer_tables(op: Any) -> None:
         sa.Column("error", sa.Text, nullable=False),
         sa.Column("deliveries", sa.Integer, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    create_parked_events_table(op)
+
+
+def create_parked_events_table(op: Any) -> None:
+    """Events of a type the consumer has no handler for yet (``shared.consumer.ParkedEvent``)."""
+    import sqlalchemy as sa
+
+    op.create_table(
+        "parked_events",
+        sa.Column("event_id", sa.String(36), primary_key=True),
+        sa.Column("event_type", sa.String(255), nullable=False, index=True),
+        sa.Column("subject", sa.String(255), nullable=True),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("parked_at", sa.DateTime(timezone=True), nullable=False),
     )
 
 

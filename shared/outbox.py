@@ -1,9 +1,17 @@
 """Transactional outbox: events are rows written with the change, and a relay publishes them.
 
-The relay publishes rows in order with ``Nats-Msg-Id`` = event id, so JetStream's duplicate
-window drops a row sent twice (a crash between publish and mark). It is woken right after a
-commit, polls slowly as a safety net, keeps retrying with backoff while NATS is down, and takes
-rows with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so several replicas can run it.
+Guarantee: every committed event is delivered at least once, in no guaranteed order. Neither across
+services nor within one service nor for one entity: a transaction that took its row's ``seq`` early
+can commit after a later one and be published after it, several relays on PostgreSQL publish their
+batches side by side, and consumers see redeliveries and dead-letter replays late. What an entity's
+state needs ordered travels in its payload (e.g. ``revision`` on beneficiary snapshots); consumers are
+idempotent (by event id) and give the same final state in any arrival order (``shared.consumer``).
+
+The relay sends each row with ``Nats-Msg-Id`` = event id, so JetStream's duplicate window drops a row
+sent twice (a crash between publish and mark). It reads rows in ``seq`` order (so the oldest go
+first, not as a promise), is woken right after a commit, polls slowly as a safety net, keeps retrying
+with backoff while NATS is down, and takes rows with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so
+several replicas can run it.
 """
 
 from __future__ import annotations
@@ -92,7 +100,7 @@ class OutboxRelay(BackgroundWorker):
         return stmt.with_for_update(skip_locked=True) if locked else stmt
 
     async def _publish(self, rows: Sequence[OutboxMessage]) -> tuple[list[OutboxMessage], Exception | None]:
-        """Publish rows in order until one fails; returns those sent and the error, if any."""
+        """Publish rows one by one until one fails; returns those sent and the error, if any."""
         js = self.bus.js
         assert js is not None
         sent: list[OutboxMessage] = []
@@ -105,7 +113,7 @@ class OutboxRelay(BackgroundWorker):
         return sent, None
 
     async def publish_batch(self) -> int:
-        """Publish up to one batch of unsent rows, in order; returns how many were sent."""
+        """Publish up to one batch of unsent rows, oldest first; returns how many were sent."""
         if not self.bus.connected:
             PUBLISH_ERRORS.labels(self.settings.service_name).inc()
             raise ConnectionError("not connected to NATS")

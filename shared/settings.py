@@ -35,7 +35,11 @@ class CommonSettings(BaseSettings):
     duplicate_window_seconds: float = 600.0
     # Services that consume the stream: the durable consumer's name (default: the service name).
     consumer_durable: str | None = None
-    consumer_max_deliver: int = 5
+    # Attempts at an event on a healthy database before it becomes a dead letter (a database or NATS
+    # outage never counts as an attempt).
+    consumer_max_attempts: int = 5
+    # How long JetStream waits for an ack before redelivering; a held message is kept alive meanwhile.
+    consumer_ack_wait_seconds: float = 30.0
 
     # Tokens
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)

@@ -6,13 +6,19 @@ import asyncio
 import logging
 import traceback
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 log = logging.getLogger("crp.worker")
 
 
-def retry_forever(what: str) -> AsyncRetrying:
-    """Retry on any error with capped exponential backoff (0.1 s to 5 s), logging each failure.
+def backoff_seconds(attempt: int) -> float:
+    """The one backoff curve: 0.1 s after the first failure, doubling, capped at 5 s."""
+    return min(5.0, 0.1 * 2 ** (attempt - 1))
+
+
+def retry_forever(what: str, retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception
+                  ) -> AsyncRetrying:
+    """Retry on ``retry_on`` (any error by default) with ``backoff_seconds``, logging each failure.
 
     Cancellation is not an error, so stopping a worker still stops it at once.
     """
@@ -20,10 +26,11 @@ def retry_forever(what: str) -> AsyncRetrying:
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         delay = state.next_action.sleep if state.next_action else 0
-        log.warning("%s failed (%s: %s); retrying in %.1fs", what, type(exc).__name__, exc, delay)
+        cause = exc.__cause__ if exc is not None and exc.__cause__ is not None else exc
+        log.warning("%s failed (%s: %s); retrying in %.1fs", what, type(cause).__name__, cause, delay)
 
-    return AsyncRetrying(wait=wait_exponential(multiplier=0.1, min=0.1, max=5),
-                         retry=retry_if_exception_type(Exception), before_sleep=before_sleep, reraise=True)
+    return AsyncRetrying(wait=lambda state: backoff_seconds(state.attempt_number),
+                         retry=retry_if_exception_type(retry_on), before_sleep=before_sleep, reraise=True)
 
 
 class BackgroundWorker:

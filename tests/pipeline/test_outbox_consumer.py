@@ -185,7 +185,7 @@ async def test_same_event_delivered_twice_counts_once(env: Env) -> None:
 
 
 async def test_poison_event_goes_to_dead_letters_and_can_be_replayed(env: Env) -> None:
-    app = create_indicators(env.settings(IndicatorsSettings, consumer_max_deliver=2))
+    app = create_indicators(env.settings(IndicatorsSettings, consumer_max_attempts=2))
     admin = env.token("admin")
     async with running(app) as client:
         await app.state.bus.wait_ready(10)
