@@ -93,16 +93,23 @@ async def advisory_xact_lock(conn: Any, key: str) -> None:
         await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
 
 
+# What SQLite says when the file, not the statement, is the problem.
+SQLITE_UNAVAILABLE = ("locked", "busy", "disk i/o", "unable to open", "readonly", "disk is full", "malformed",
+                      "not a database")
+
+
 def is_connection_error(error: BaseException) -> bool:
     """Whether ``error`` (or anything in its chain) says the database could not be reached.
 
     Connection-type errors are infrastructure failures, never a fault of the work being done: a lost or
-    refused connection, a timeout, PostgreSQL shutting down or out of connections, and SQLAlchemy's
-    OperationalError (on SQLite: locked, I/O error, cannot open the file, or a schema not migrated).
+    refused connection, a timeout, PostgreSQL shutting down or out of connections, SQLAlchemy's
+    OperationalError, and on SQLite a locked, busy, unreadable, full or read-only file. SQLite reports a
+    faulty statement (no such table or column, a syntax error) as an OperationalError too: that one is a
+    fault of the work (a poison, once the database answers), not an outage.
     """
     import asyncpg
 
-    connection_types = (OSError, TimeoutError, sqlite3.OperationalError, exc.OperationalError, exc.InterfaceError,
+    connection_types = (OSError, TimeoutError, exc.OperationalError, exc.InterfaceError,
                         exc.DisconnectionError, exc.TimeoutError, asyncpg.PostgresConnectionError,
                         asyncpg.InterfaceError, asyncpg.exceptions.OperatorInterventionError,
                         asyncpg.exceptions.InsufficientResourcesError)
@@ -110,6 +117,9 @@ def is_connection_error(error: BaseException) -> bool:
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        sqlite_error = getattr(current, "orig", current)
+        if isinstance(sqlite_error, sqlite3.OperationalError):
+            return any(words in str(sqlite_error).lower() for words in SQLITE_UNAVAILABLE)
         if isinstance(current, connection_types):
             return True
         if isinstance(current, exc.DBAPIError) and current.connection_invalidated:
