@@ -14,7 +14,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.indicators.models import CommunityRef, Person
 from shared.consumer import Handler
 from shared.events import CloudEvent
-from shared.events.beneficiaries import BeneficiaryMerged, BeneficiaryRegistered, BeneficiaryUpdated, CommunityCreated
+from shared.events.beneficiaries import (
+    BeneficiaryConsentWithdrawn,
+    BeneficiaryMerged,
+    BeneficiaryRegistered,
+    BeneficiaryUpdated,
+    CommunityCreated,
+)
 
 _SNAPSHOT_FIELDS = ("sex", "birth_year", "displacement_status", "has_disability", "community_id", "household_id",
                     "district_pcode", "governorate_pcode")
@@ -81,10 +87,16 @@ async def on_community_created(session: AsyncSession, event: CloudEvent) -> None
                                  governorate_pcode=data.governorate_pcode))
 
 
+async def on_consent_withdrawn(session: AsyncSession, event: CloudEvent) -> None:
+    """Nothing changes: the person stays registered and assistance already given stays counted (the
+    projection holds no personal data). Handled, so the event is recorded instead of parked."""
+
+
 HANDLERS: dict[str, Handler] = {
     BeneficiaryRegistered.event_type(): on_registered,
     BeneficiaryUpdated.event_type(): on_updated,
     BeneficiaryMerged.event_type(): on_merged,
     CommunityCreated.event_type(): on_community_created,
+    BeneficiaryConsentWithdrawn.event_type(): on_consent_withdrawn,
 }
 

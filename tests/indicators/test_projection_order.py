@@ -26,7 +26,13 @@ from services.indicators.projection import HANDLERS
 from shared.consumer import DeadLetter, Outcome, ParkedEvent, ProcessedEvent, apply_or_dead_letter
 from shared.db import create_engine, create_sessionmaker
 from shared.events import CloudEvent, EventData
-from shared.events.beneficiaries import BeneficiaryMerged, BeneficiaryRegistered, BeneficiaryUpdated, CommunityCreated
+from shared.events.beneficiaries import (
+    BeneficiaryConsentWithdrawn,
+    BeneficiaryMerged,
+    BeneficiaryRegistered,
+    BeneficiaryUpdated,
+    CommunityCreated,
+)
 from tests.conftest import Env
 
 SHUFFLES = {"sqlite": 100, "postgresql": 5}
@@ -74,6 +80,11 @@ class Producers:
         self._emit(BeneficiaryUpdated(beneficiary_id=person, revision=self.version[person],
                                       changed_fields=sorted(changes), **self.snapshot[person]), person)
 
+    def withdraw_consent(self, person: str) -> None:
+        self.version[person] += 1
+        self._emit(BeneficiaryConsentWithdrawn(beneficiary_id=person, revision=self.version[person],
+                                               withdrawn_on=self.clock.date()), person)
+
     def merge(self, survivor: str, duplicate: str) -> None:
         for record in (survivor, duplicate):
             self.version[record] += 1  # as the beneficiaries service does: both records change
@@ -102,6 +113,8 @@ def recorded_sequence() -> list[CloudEvent]:
     p.update(g, displacement_status="idp", household_id=None)
     p.merge(h, g)
     p.update(h, sex="female")
+    p.withdraw_consent(h)
+    p.update(h, displacement_status="returnee")  # a later edit still applies
     return p.events
 
 
