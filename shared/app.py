@@ -64,8 +64,10 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
             await bus.close()
             await engine.dispose()
 
+    # No redirects: a trailing-slash path is a 404 problem rather than a Location built from the service's
+    # own address.
     app = FastAPI(title=spec.title, description=spec.description, version="1.0.0", lifespan=lifespan,
-                  openapi_tags=spec.openapi_tags)
+                  openapi_tags=spec.openapi_tags, redirect_slashes=False)
     app.state.settings = settings
     app.state.verifier = TokenVerifier(settings)
     install_error_handlers(app)
