@@ -30,6 +30,7 @@ from shared.etag import check_if_match, make_etag
 from shared.idempotency import IdempotencyDep
 from shared.outbox import OutboxDep
 from shared.pagination import CursorQuery, LimitQuery, Page, paginate
+from shared.urls import public_url
 
 Registrar = require_roles("programme_manager", "case_worker", "partner_system")
 Reader = require_roles("programme_manager", "case_worker", "me_officer", "partner_system")
@@ -123,7 +124,7 @@ async def register_beneficiary(request: Request, body: BeneficiaryCreate, sessio
                                      principal=principal, data=body)
     return await idem.respond(svc.to_public(beneficiary), status_code=201,
                               headers={"ETag": make_etag(beneficiary.id, beneficiary.version),
-                                       "Location": f"/api/v1/beneficiaries/{beneficiary.id}"})
+                                       "Location": public_url(request, f"/api/v1/beneficiaries/{beneficiary.id}")})
 
 
 @beneficiaries.get("", response_model=Page[BeneficiaryPublic])

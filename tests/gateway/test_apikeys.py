@@ -46,7 +46,7 @@ def test_api_key_lifecycle(keys_gateway: Process) -> None:
         assert r.status_code == 201, r.text
         created = r.json()
         key_id, secret = created["id"], created["secret"]
-        assert r.headers["location"] == f"/api/v1/api-keys/{key_id}"
+        assert r.headers["location"] == f"{keys_gateway.url}/api/v1/api-keys/{key_id}"
         assert secret.startswith(created["key_prefix"]) and len(secret) > 40
 
         # Accepted: the service gets a short-lived token of the gateway's making, not the key.

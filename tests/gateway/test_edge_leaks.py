@@ -31,8 +31,10 @@ class Real:
         self.gateway, self.service, self.admin = gateway, service, admin
 
     def new_key(self, roles: list[str]) -> tuple[str, str]:
-        r = self.admin.post("/api/v1/api-keys", json={"name": "partner", "roles": roles, "governorates": ["*"]})
+        r = self.admin.post("/api/v1/api-keys", json={"name": "partner", "roles": roles, "governorates": ["*"]},
+                            headers={"Host": "evil.example"})
         assert r.status_code == 201, r.text
+        assert r.headers["location"] == f"{PUBLIC}/api/v1/api-keys/{r.json()['id']}"  # never the caller's Host
         return r.json()["id"], r.json()["secret"]
 
 
@@ -83,7 +85,7 @@ def test_api_keys_work_when_services_verify_tokens_by_jwks(real: Real) -> None:
     assert_problem(httpx.get(real.service.url + "/api/v1/communities", headers=token("admin")), 401)
 
 
-def test_link_is_built_from_the_public_base_url_only(real: Real) -> None:
+def test_link_and_location_are_built_from_the_public_base_url_only(real: Real) -> None:
     _, secret = real.new_key(["programme_manager"])
     key = {"X-API-Key": secret}
     for name in ("Hammam al-Alil", "Bartella"):
