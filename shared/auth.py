@@ -177,7 +177,8 @@ def bearer_token(authorization: str | None) -> str:
 
 
 def single_authorization(values: list[str]) -> str | None:
-    """The one ``Authorization`` header, None without one; more than one is a 400 (which would count?)."""
+    """The one ``Authorization`` header, or None; more than one is a 400: which counts must not depend
+    on who reads them (a proxy may take the last, a service the first)."""
     if len(values) > 1:
         raise BadRequest("More than one Authorization header", slug="ambiguous-credentials")
     return values[0] if values else None
