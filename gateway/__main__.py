@@ -6,6 +6,8 @@ import argparse
 
 import uvicorn
 
+from shared.server import HTTP_PROTOCOL
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gateway", description="Run the CRP API gateway.")
@@ -13,8 +15,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
     # uvloop + httptools: measured in gateway/README.md; the access log is the gateway's own (JSON).
+    # Proxy headers off: which proxies to believe is CRP_TRUSTED_PROXIES (shared/urls.py).
     uvicorn.run("gateway.app:create_app", factory=True, host=args.host, port=args.port, loop="uvloop",
-                http="httptools", access_log=False, server_header=False, log_level="warning",
+                http=HTTP_PROTOCOL, proxy_headers=False, access_log=False, server_header=False, log_level="warning",
                 backlog=2048, timeout_keep_alive=30)
 
 

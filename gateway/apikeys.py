@@ -14,6 +14,7 @@ from shared.auth import require_roles
 from shared.db import SessionDep, UtcDatetime, after_commit, utcnow
 from shared.errors import Conflict, NotFound
 from shared.pagination import CursorQuery, LimitQuery, Page, paginate
+from shared.urls import public_url
 
 Role = Literal["admin", "programme_manager", "case_worker", "me_officer", "cfm_officer",
                "psea_focal_point", "partner_system", "viewer"]
@@ -70,7 +71,8 @@ router = APIRouter(prefix="/api/v1/api-keys", tags=["gateway"])
 
 
 @router.post("", status_code=201, response_model=ApiKeyWithSecret, summary="Create an API key")
-async def create_api_key(body: ApiKeyCreate, session: SessionDep, _: Admin, response: Response) -> ApiKeyWithSecret:
+async def create_api_key(body: ApiKeyCreate, session: SessionDep, _: Admin, request: Request,
+                         response: Response) -> ApiKeyWithSecret:
     """Create a key for a partner system, scoped to roles and governorates.
 
     The secret is in this response only; the gateway keeps just its hash. Partners send it as
@@ -79,7 +81,7 @@ async def create_api_key(body: ApiKeyCreate, session: SessionDep, _: Admin, resp
     """
     key, secret = create_key(session=session, data=body)
     await session.flush()
-    response.headers["Location"] = f"/api/v1/api-keys/{key.id}"
+    response.headers["Location"] = public_url(request, f"/api/v1/api-keys/{key.id}")
     return _with_secret(key, secret)
 
 

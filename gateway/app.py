@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import ipaddress
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,26 +17,28 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from sqlalchemy import text
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from yarl import URL
 
 from gateway import apikeys
-from gateway.auth import ApiKeyStore, BearerCache
+from gateway.auth import ApiKeyStore, BearerCache, SigningKey
 from gateway.limits import RateLimiter
 from gateway.models import ApiKey
 from gateway.openapi import MergedOpenAPI
-from gateway.proxy import REQUEST_DROP, Proxy, child_traceparent
+from gateway.proxy import FORWARDED, REQUEST_DROP, Proxy, child_traceparent
 from gateway.settings import PUBLIC_PREFIX, GatewaySettings
-from shared.auth import TokenVerifier, bearer_token
+from shared.auth import Principal, TokenVerifier, bearer_token, single_authorization
 from shared.db import create_engine, create_sessionmaker
-from shared.errors import Unauthorized, install_error_handlers, problem_response
+from shared.errors import BadRequest, Unauthorized, install_error_handlers, problem_response
 from shared.migrations import metadata_of, upgrade
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, request_id_var
+from shared.urls import is_trusted_proxy, public_base
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
 
@@ -50,56 +53,91 @@ class Edge:
         self.limiter = limiter
         self.api_keys: ApiKeyStore | None = None  # set once the database is up
 
+    def client_ip(self, scope: Scope, forwarded_for: str | None) -> str:
+        """The caller's address: the direct peer's, or, when that peer is a trusted proxy, the last address
+        it appended to ``X-Forwarded-For``."""
+        peer = scope["client"][0] if scope.get("client") else "unknown"
+        if forwarded_for and is_trusted_proxy(self.settings, peer):
+            last = forwarded_for.rsplit(",", 1)[-1].strip()
+            try:
+                return str(ipaddress.ip_address(last))
+            except ValueError:
+                pass
+        return peer
+
+    async def admit(self, client_ip: str, authorization: str | None, api_key: str | None
+                    ) -> tuple[Principal, str | None]:
+        """(principal, token minted for an API key or None), after the rate limit; else 401 or 429."""
+        try:
+            if api_key is not None:
+                assert self.api_keys is not None
+                if not self.api_keys.is_cached(api_key):
+                    self.limiter.check(f"ip:{client_ip}")  # see below
+                principal, token = await self.api_keys.authenticate(api_key)
+            else:
+                bearer = bearer_token(authorization)
+                if not self.bearer.is_cached(bearer):
+                    # An address that keeps failing is refused before any look-up: a flood of made-up
+                    # credentials must not reach the database or the key fetches (it starved /readyz).
+                    self.limiter.check(f"ip:{client_ip}")
+                principal, token = await self.bearer.verify(bearer), None
+        except Unauthorized:
+            self.limiter.hit(f"ip:{client_ip}")  # guessing credentials costs the caller's address
+            raise
+        self.limiter.hit(f"sub:{principal.sub}")
+        return principal, token
+
     async def handle(self, scope: Scope, receive: Receive, send: Send, route: ProxyRoute) -> None:
         headers: list[tuple[str, str]] = []
-        authorization = api_key = traceparent = forwarded_for = host = connection = None
+        authorization: list[str] = []
+        api_key: list[str] = []
+        forwarded: dict[str, str] = {}
+        traceparent = host = connection = None
         for raw_name, raw_value in scope["headers"]:
             name = raw_name.decode("latin-1").lower()
             value = raw_value.decode("latin-1")
             if name in REQUEST_DROP:
                 if name == "x-api-key":
-                    api_key = value
+                    api_key.append(value)
                 elif name == "traceparent":
                     traceparent = value
-                elif name == "x-forwarded-for":
-                    forwarded_for = value
+                elif name in FORWARDED:
+                    forwarded[name] = f"{forwarded[name]}, {value}" if name in forwarded else value
                 elif name == "host":
                     host = value
                 elif name == "connection":
                     connection = value
                 continue
             if name == "authorization":
-                authorization = value
+                authorization.append(value)
             headers.append((name, value))
+        if len(api_key) > 1:
+            raise BadRequest("More than one X-API-Key header", slug="ambiguous-credentials")
         if connection:  # headers the client named in Connection are hop-by-hop too
             listed = {token.strip().lower() for token in connection.split(",")}
             headers = [(n, v) for n, v in headers if n not in listed]
 
-        client_ip = scope["client"][0] if scope.get("client") else "unknown"
+        client_ip = self.client_ip(scope, forwarded.get("x-forwarded-for"))
         if route.public:
-            client = f"ip:{client_ip}"
+            self.limiter.hit(f"ip:{client_ip}")
         else:
-            try:
-                if api_key is not None:
-                    assert self.api_keys is not None
-                    principal, token = await self.api_keys.authenticate(api_key)
-                    # The services verify bearer tokens: the key becomes a short-lived token of its own.
-                    headers = [(n, v) for n, v in headers if n != "authorization"]
-                    headers.append(("authorization", f"Bearer {token}"))
-                else:
-                    principal = await self.bearer.verify(bearer_token(authorization))
-            except Unauthorized:
-                self.limiter.hit(f"ip:{client_ip}")  # guessing credentials costs the caller's address
-                raise
-            client = f"sub:{principal.sub}"
-        self.limiter.hit(client)
+            _, token = await self.admit(client_ip, single_authorization(authorization),
+                                        api_key[0] if api_key else None)
+            if token is not None:  # the services verify bearer tokens: the key becomes a token of its own
+                headers = [(n, v) for n, v in headers if n != "authorization"]
+                headers.append(("authorization", f"Bearer {token}"))
 
         headers.append(("x-request-id", request_id_var.get() or uuid.uuid4().hex))
         headers.append(("traceparent", child_traceparent(traceparent)))
-        headers.append(("x-forwarded-for", f"{forwarded_for}, {client_ip}" if forwarded_for else client_ip))
-        headers.append(("x-forwarded-proto", scope.get("scheme", "http")))
-        if host:
-            headers.append(("x-forwarded-host", host))
+        peer = scope["client"][0] if scope.get("client") else None
+        chain = forwarded.get("x-forwarded-for") if is_trusted_proxy(self.settings, peer) else None
+        headers.append(("x-forwarded-for", f"{chain}, {peer}" if chain else (peer or client_ip)))
+        # Where the caller reached us, so that the services build their absolute URLs (Link) from it.
+        base = URL(public_base(self.settings, scope.get("scheme", "http"), host, peer, forwarded))
+        headers.append(("x-forwarded-proto", base.scheme))
+        headers.append(("x-forwarded-host", base.raw_authority))
+        if base.raw_path.rstrip("/"):
+            headers.append(("x-forwarded-prefix", base.raw_path.rstrip("/")))
         await self.proxy.forward(scope, receive, send, route.service, headers)
 
 
@@ -122,6 +160,23 @@ class ProxyRoute(BaseRoute):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.edge.handle(scope, receive, send, self)
+
+
+class TargetLimitMiddleware:
+    """Refuses request targets (path and query) longer than ``CRP_MAX_TARGET_BYTES`` with a 414 problem."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (len(scope.get("raw_path") or scope["path"].encode())
+                                        + len(scope.get("query_string", b"")) > self.max_bytes):
+            response = problem_response(414, slug="uri-too-long", max_bytes=self.max_bytes,
+                                        detail=f"The request target is longer than {self.max_bytes} bytes")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class SecurityHeadersMiddleware:
@@ -170,6 +225,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     routes = settings.route_table()
     proxy = Proxy(settings)
     verifier = TokenVerifier(settings)
+    key = settings.gateway_signing_key.get_secret_value() if settings.gateway_signing_key else None
+    signer = SigningKey(key or None)
     edge = Edge(settings, proxy, BearerCache(verifier), RateLimiter(settings.rate_limit_per_second,
                                                                     settings.rate_limit_burst))
     merged_openapi = MergedOpenAPI(list(settings.routes), settings.upstreams, routes, settings.openapi_cache_seconds,
@@ -183,7 +240,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await upgrade(engine, settings, MIGRATIONS, metadata_of(ApiKey))
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker = create_sessionmaker(engine)
-        app.state.api_keys = edge.api_keys = ApiKeyStore(settings, sessionmaker)
+        app.state.api_keys = edge.api_keys = ApiKeyStore(settings, sessionmaker, signer)
         await proxy.start()
         # Everything alive now lives as long as the process: keep it out of the collector's full
         # passes, which otherwise stall every request for tens of ms (p99, gateway/README.md).
@@ -201,6 +258,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     "feedback and indicators, behind one gateway. Send `Authorization: Bearer <JWT>` "
                     "(or a partner's `X-API-Key`) on every `/api/v1` path except `/api/v1/public/...`.",
         version="1.0.0", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None,
+        redirect_slashes=False,  # no redirects from the edge: a Location would follow the caller's Host
         generate_unique_id_function=lambda route: f"gateway_{route.name}",
         # The gateway passes W3C traceparent on itself; FastAPI's own OpenTelemetry hook would look up
         # the global providers (environment variables) on every request for nothing.
@@ -209,15 +267,38 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.verifier = verifier
     app.state.proxy = proxy
+    app.state.edge = edge
     install_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(ProblemCORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"], max_age=600,
                            expose_headers=["ETag", "Link", "X-Request-ID", "Location", "Retry-After"])
+    app.add_middleware(TargetLimitMiddleware, max_bytes=settings.max_target_bytes)
     app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.hsts_seconds)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
 
-    app.include_router(apikeys.router)
+    async def rate_limited(request: Request) -> None:
+        """The gateway's own routes count against the caller's rate limit like proxied ones."""
+        scope = request.scope
+        ip = edge.client_ip(scope, request.headers.get("x-forwarded-for"))
+        await edge.admit(ip, single_authorization(request.headers.getlist("authorization")), None)
+
+    app.include_router(apikeys.router, dependencies=[Depends(rate_limited)])
+
+    @app.get("/.well-known/jwks.json", tags=["gateway"], summary="The gateway's signing keys",
+             response_class=Response)
+    async def jwks() -> Response:
+        """The public keys (JWKS) of the tokens the gateway mints for API key callers (ES256, issuer
+        `crp-gateway`). Services verify those tokens against it."""
+        return Response(signer.jwks, media_type="application/json")
+
+    @app.get("/.well-known/crp-revocations.json", tags=["gateway"], summary="Revoked API keys",
+             response_class=Response)
+    async def revocations(request: Request) -> Response:
+        """`{"api_keys": {"<key id>": <unix time>}}`: a token minted for that key at or before that time no
+        longer holds (the key was revoked or rotated then). Services re-read it every few seconds."""
+        return Response(await request.app.state.api_keys.revocations(), media_type="application/json",
+                        headers={"Cache-Control": "no-store"})
 
     @app.get("/healthz", tags=["gateway"], summary="Liveness")
     async def healthz() -> dict[str, str]:

@@ -21,6 +21,14 @@ class RateLimiter:
         self.burst = float(max(burst, 1))
         self._buckets: dict[str, list[float]] = {}  # client -> [tokens, last refill]
 
+    def check(self, client: str) -> None:
+        """Raise 429 if ``client`` has no token left, without taking one."""
+        bucket = self._buckets.get(client)
+        if self.rate > 0 and bucket is not None:
+            tokens = min(self.burst, bucket[0] + (time.monotonic() - bucket[1]) * self.rate)
+            if tokens < 1:
+                self._refuse(tokens)
+
     def hit(self, client: str) -> None:
         """Take one token for ``client``, or raise 429 with ``Retry-After``."""
         if self.rate <= 0:
@@ -37,6 +45,9 @@ class RateLimiter:
             bucket[0] = tokens - 1
             return
         bucket[0] = tokens
+        self._refuse(tokens)
+
+    def _refuse(self, tokens: float) -> None:
         LIMITED.inc()
         retry_after = max(1, math.ceil((1 - tokens) / self.rate))
         raise TooManyRequests(f"Too many requests; retry in {retry_after} s", retry_after=retry_after,

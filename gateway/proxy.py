@@ -41,8 +41,10 @@ UPSTREAM_LATENCY = Histogram("crp_gateway_upstream_duration_seconds", "Time to t
 # RFC 9110 7.6.1 hop-by-hop headers, plus what the gateway sets itself on the way in.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
                         "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"})
-REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "expect", "x-request-id", "traceparent",
-                             "x-api-key", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"}
+# X-Forwarded-*: the gateway sets them itself (believing a caller's only from a trusted proxy).
+FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-prefix"})
+REQUEST_DROP = HOP_BY_HOP | FORWARDED | {"host", "content-length", "expect", "x-request-id", "traceparent",
+                                         "x-api-key", "forwarded"}
 # On the way out the gateway owns the request id, CORS, the date and the server header.
 RESPONSE_DROP = frozenset(name.encode() for name in HOP_BY_HOP | {"date", "server", "x-request-id"})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -171,8 +173,11 @@ class Proxy:
                                         sock_connect=self.settings.connect_timeout_seconds,
                                         sock_read=self.settings.read_timeout_seconds)
         # skip_auto_headers: the caller's Accept-Encoding (or its absence) must reach the upstream as is.
+        # Header lines: room for anything a service derives from an accepted target (a Link repeats the query).
+        line = 4 * self.settings.max_target_bytes + 8192
         self.session = aiohttp.ClientSession(
             connector=connector, timeout=timeout, auto_decompress=False, raise_for_status=False,
+            max_line_size=line, max_field_size=line,
             skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"))
 
     async def close(self) -> None:
@@ -250,7 +255,8 @@ class Proxy:
                 if body is not None and body.too_large:
                     raise self._too_large() from None
                 self._count(service, "error")
-                log.warning("upstream error", extra={"upstream": service, "error": repr(exc)})
+                # The class only: aiohttp's messages can quote the request or response headers (tokens).
+                log.warning("upstream error", extra={"upstream": service, "error": type(exc).__name__})
                 raise BadGateway(f"The {service} service gave an invalid response", service=service) from None
         upstream.succeeded()
         upstream.latency.observe(time.perf_counter() - started)
@@ -327,6 +333,7 @@ class Proxy:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except (TimeoutError, aiohttp.ClientError) as exc:
             # The status line is gone already: all that is left is to cut the connection.
-            log.warning("upstream broke off a streamed answer", extra={"upstream": service, "error": repr(exc)})
+            log.warning("upstream broke off a streamed answer",
+                        extra={"upstream": service, "error": type(exc).__name__})
             raise
         await send({"type": "http.response.body", "body": b""})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from shared import catalog
 from shared.settings import CommonSettings
@@ -25,6 +25,9 @@ class GatewaySettings(CommonSettings):
         entry.name: list(entry.prefixes) for entry in catalog.SERVICES})
 
     max_body_bytes: int = 10 * 1024 * 1024      # larger request bodies are refused with 413
+    # Longer request targets (path and query) are refused with 414. The proxy client accepts response
+    # header lines up to four times this, so an accepted request's `Link` header always fits.
+    max_target_bytes: int = 8 * 1024
     connect_timeout_seconds: float = 2.0        # TCP connect to an upstream; exceeded is 504
     read_timeout_seconds: float = 30.0          # upstream silent (or no free connection) this long is 504
     idempotent_retries: int = 1                 # retries on a failed connection, GET/HEAD/OPTIONS/PUT/DELETE only
@@ -39,8 +42,12 @@ class GatewaySettings(CommonSettings):
     rate_limit_per_second: float = 50.0         # per client (token subject, API key or IP); 0 disables
     rate_limit_burst: int = 100
 
-    api_key_cache_seconds: float = 30.0         # how long another replica may still accept a revoked key
-    api_key_token_seconds: int = 300            # lifetime of the token minted for an API key caller
+    # How long a key stays cached here (another replica may accept a revoked key for this long), and
+    # the lifetime of the token minted for an API key caller.
+    api_key_cache_seconds: float = 30.0
+    # ES256 private key (PEM, P-256) that signs the tokens minted for API keys; unset, one is generated at
+    # start, which is fine for one gateway process only: replicas must share a configured key.
+    gateway_signing_key: SecretStr | None = None
 
     openapi_cache_seconds: float = 30.0
     readiness_timeout_seconds: float = 2.0

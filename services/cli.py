@@ -17,6 +17,7 @@ from typing import Any
 
 from shared import catalog
 from shared.auth import ROLES
+from shared.server import UVICORN_ARGS
 from shared.settings import CommonSettings
 
 
@@ -199,10 +200,13 @@ class Platform:
         if "CRP_NATS_URL" not in env:
             self.nats, env["CRP_NATS_URL"] = start_nats(self.data_dir)
         env["CRP_UPSTREAMS"] = json.dumps(self.upstreams())
+        gateway = f"http://{self.host}:{self.port}"
+        env.setdefault("CRP_PUBLIC_BASE_URL", gateway)  # every absolute URL points at the gateway
+        env["CRP_GATEWAY_URL"] = gateway                # services accept the gateway's API-key tokens
         for name in self.services:
             self._spawn(name, [sys.executable, "-m", "uvicorn", "--factory", f"services.{name}.app:create_app",
                                "--host", self.host, "--port", str(self.service_port(name)),
-                               "--no-access-log", "--log-level", "warning"], env)
+                               "--no-access-log", "--log-level", "warning", *UVICORN_ARGS], env)
         self._spawn("gateway", [sys.executable, "-m", "gateway", "--host", self.host, "--port", str(self.port)],
                     env)
 

@@ -124,8 +124,11 @@ def create_service_app(service: Service, settings: CommonSettings,
             await bus.close()
             await engine.dispose()
 
+    # No redirects: a trailing-slash path is a 404 problem rather than a Location built from the service's
+    # own address.
     app = FastAPI(title=service.title, description=service.description, version="1.0.0", lifespan=lifespan,
-                  openapi_tags=service.openapi_tags, dependencies=[Depends(refuse_control_characters)])
+                  openapi_tags=service.openapi_tags, dependencies=[Depends(refuse_control_characters)],
+                  redirect_slashes=False)
     app.state.settings = settings
     app.state.verifier = TokenVerifier(settings)
     install_error_handlers(app)

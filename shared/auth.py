@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import math
+import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -12,7 +16,7 @@ import anyio
 import jwt
 from fastapi import Depends, Request
 
-from shared.errors import Forbidden, Unauthorized
+from shared.errors import BadRequest, Forbidden, ServiceUnavailable, Unauthorized
 from shared.settings import CommonSettings
 
 ROLES = (
@@ -49,33 +53,95 @@ class Principal:
 
 
 class TokenVerifier:
-    """Verifies HS256 tokens with the shared secret, or RS256/ES256 against an OIDC issuer's JWKS."""
+    """Verifies HS256 tokens with the shared secret, or RS256/ES256 against an OIDC issuer's JWKS; and in
+    either mode, when ``CRP_GATEWAY_URL`` is set, the ES256 tokens the gateway mints for API keys."""
 
     def __init__(self, settings: CommonSettings) -> None:
         self.settings = settings
         self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True) if settings.jwt_jwks_url else None
         self._options = {"require": ["exp", "sub", "iss", "aud"]}
+        self._gateway: GatewayTrust | None = GatewayTrust(settings) if settings.gateway_url else None
 
-    def _decode(self, token: str, key: Any, algorithms: list[str]) -> dict[str, Any]:
+    def _decode(self, token: str, key: Any, algorithms: list[str], issuer: str) -> dict[str, Any]:
         return jwt.decode(token, key=key, algorithms=algorithms, audience=self.settings.jwt_audience,
-                          issuer=self.settings.jwt_issuer, options=self._options, leeway=5)
+                          issuer=issuer, options=self._options, leeway=5)
+
+    def _from_gateway(self, token: str) -> bool:
+        if self._gateway is None:
+            return False
+        try:
+            return jwt.decode(token, options={"verify_signature": False}).get("iss") == self.settings.gateway_issuer
+        except jwt.PyJWTError:
+            return False
 
     def verify_sync(self, token: str) -> Principal:
         try:
-            if self._jwks is not None:
+            if self._gateway is not None and self._from_gateway(token):
+                key = self._gateway.jwks.get_signing_key_from_jwt(token).key
+                claims = self._decode(token, key, ["ES256"], self.settings.gateway_issuer)
+                self._gateway.check_not_revoked(claims)
+            elif self._jwks is not None:
                 key = self._jwks.get_signing_key_from_jwt(token).key
                 algorithms = [a for a in self.settings.jwt_algorithms if a in ("RS256", "ES256")]
-                claims = self._decode(token, key, algorithms)
+                claims = self._decode(token, key, algorithms, self.settings.jwt_issuer)
             else:
-                claims = self._decode(token, self.settings.jwt_secret.get_secret_value(), ["HS256"])
+                claims = self._decode(token, self.settings.jwt_secret.get_secret_value(), ["HS256"],
+                                      self.settings.jwt_issuer)
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("The token has expired") from None
+        except jwt.InvalidSignatureError:
+            raise Unauthorized("The token's signature is not valid") from None
+        except jwt.DecodeError:  # not a JWT at all: never echo the decoder's complaint
+            raise Unauthorized("Malformed token") from None
+        except jwt.PyJWKClientError:
+            raise Unauthorized("The token is not signed by a known key") from None
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"Invalid token: {exc}") from None
         return principal_from_claims(claims)
 
     async def verify(self, token: str) -> Principal:
-        if self._jwks is not None:  # a JWKS fetch is blocking I/O
+        if self._jwks is not None or self._from_gateway(token):  # a key or revocation fetch is blocking I/O
             return await anyio.to_thread.run_sync(self.verify_sync, token)
         return self.verify_sync(token)
+
+
+class GatewayTrust:
+    """The gateway's signing keys and its list of revoked API keys, read from ``CRP_GATEWAY_URL``.
+
+    A token minted for an API key carries the key's id (``api_key``) and when it was minted (``iat``);
+    the gateway lists, per revoked or rotated key, the moment since when it no longer holds. The list is
+    re-read at most every ``CRP_REVOCATIONS_CACHE_SECONDS``: revocation reaches every service within that.
+    """
+
+    def __init__(self, settings: CommonSettings) -> None:
+        assert settings.gateway_url
+        base = settings.gateway_url.rstrip("/")
+        self.jwks = jwt.PyJWKClient(f"{base}/.well-known/jwks.json", cache_keys=True)
+        self.revocations_url = f"{base}/.well-known/crp-revocations.json"
+        self.cache_seconds = settings.revocations_cache_seconds
+        self._revoked: dict[str, float] = {}
+        self._fetched_at = -math.inf
+        self._lock = threading.Lock()
+
+    def revoked(self) -> dict[str, float]:
+        with self._lock:
+            if time.monotonic() - self._fetched_at >= self.cache_seconds:
+                try:
+                    with urllib.request.urlopen(self.revocations_url, timeout=2) as response:
+                        self._revoked = {str(k): float(v) for k, v in json.load(response)["api_keys"].items()}
+                except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                    raise ServiceUnavailable("API key revocations cannot be checked; retry later",
+                                             headers={"Retry-After": "1"}) from None
+                self._fetched_at = time.monotonic()
+            return self._revoked
+
+    def check_not_revoked(self, claims: dict[str, Any]) -> None:
+        key_id = claims.get("api_key")
+        if not isinstance(key_id, str):
+            raise Unauthorized("Invalid token: no api_key claim")
+        since = self.revoked().get(key_id)
+        if since is not None and float(claims.get("iat", 0)) <= since:
+            raise Unauthorized("The API key this token was issued for has been revoked or rotated")
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
@@ -110,9 +176,17 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
+def single_authorization(values: list[str]) -> str | None:
+    """The one ``Authorization`` header, or None; more than one is a 400: which counts must not depend
+    on who reads them (a proxy may take the last, a service the first)."""
+    if len(values) > 1:
+        raise BadRequest("More than one Authorization header", slug="ambiguous-credentials")
+    return values[0] if values else None
+
+
 async def current_principal(request: Request) -> Principal:
     verifier: TokenVerifier = request.app.state.verifier
-    return await verifier.verify(bearer_token(request.headers.get("authorization")))
+    return await verifier.verify(bearer_token(single_authorization(request.headers.getlist("authorization"))))
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

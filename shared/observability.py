@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 import time
 import uuid
@@ -21,6 +22,10 @@ LATENCY = Histogram("crp_http_request_duration_seconds", "HTTP request latency",
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
 access_log = logging.getLogger("crp.access")
+
+# A caller's X-Request-ID is kept only when it is this safe and this short (it is echoed and logged);
+# anything else is replaced by a fresh one.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class _RequestIdFilter(logging.Filter):
@@ -65,8 +70,8 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
-        if len(request_id) > 200:
+        request_id = _header(scope, b"x-request-id")
+        if request_id is None or not REQUEST_ID.fullmatch(request_id):
             request_id = uuid.uuid4().hex
         token = request_id_var.set(request_id)
         start = time.perf_counter()

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy import Select, tuple_
 
 from shared.errors import Unprocessable
+from shared.urls import public_url
 
 T = TypeVar("T")
 
@@ -54,6 +55,7 @@ async def paginate(session: Any, stmt: Select[Any], model: Any, *, limit: int, c
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
-        next_url = request.url.include_query_params(cursor=next_cursor, limit=limit)
+        query = request.url.include_query_params(cursor=next_cursor, limit=limit).query
+        next_url = public_url(request, f"{request.url.path}?{query}")
         response.headers["Link"] = f'<{next_url}>; rel="next"'
     return rows, next_cursor

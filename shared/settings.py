@@ -57,6 +57,18 @@ class CommonSettings(BaseSettings):
 
     cors_origins: list[str] = []
 
+    # The edge. Absolute URLs (`Link`) are built from the public base URL when it is set, else from the
+    # X-Forwarded-Host/-Proto/-Prefix of a trusted proxy, else from the request itself (shared/urls.py).
+    public_base_url: str | None = None
+    # Direct peers whose X-Forwarded-* headers are believed: addresses or CIDR networks.
+    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
+    # The gateway's base URL as the services reach it. Set, services also accept the tokens the gateway
+    # mints for API keys (ES256, issuer `crp-gateway`, keys from its /.well-known/jwks.json), and refuse
+    # those of a revoked or rotated key (its /.well-known/crp-revocations.json, re-read this often).
+    gateway_url: str | None = None
+    gateway_issuer: str = "crp-gateway"
+    revocations_cache_seconds: float = 2.0
+
     # Housekeeping: published outbox rows and idempotency keys are deleted after these periods.
     outbox_retention_days: float = 7
     idempotency_retention_days: float = 7

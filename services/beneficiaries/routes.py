@@ -31,6 +31,7 @@ from shared.etag import check_if_match, make_etag
 from shared.idempotency import IdempotencyDep
 from shared.outbox import OutboxDep
 from shared.pagination import CursorQuery, LimitQuery, Page, paginate
+from shared.urls import public_url
 
 Registrar = require_roles("programme_manager", "case_worker", "partner_system")
 Reader = require_roles("programme_manager", "case_worker", "me_officer", "partner_system")
@@ -115,7 +116,8 @@ async def register_beneficiary(request: Request, body: BeneficiaryCreate, sessio
         svc.register(session=session, outbox=outbox, settings=request.app.state.settings, principal=principal,
                      data=body),
         svc.to_public, status_code=201,
-        headers=lambda b: {"ETag": make_etag(b.id, b.version), "Location": f"/api/v1/beneficiaries/{b.id}"})
+        headers=lambda b: {"ETag": make_etag(b.id, b.version),
+                           "Location": public_url(request, f"/api/v1/beneficiaries/{b.id}")})
 
 
 @beneficiaries.get("", response_model=Page[BeneficiaryPublic])

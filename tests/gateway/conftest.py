@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from shared.auth import issue_token
+from shared.server import UVICORN_ARGS
 from shared.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,12 +68,12 @@ class Process:
 def start_upstream(name: str, tmp: Path) -> Process:
     port = free_port()
     args = [sys.executable, "-m", "uvicorn", "--factory", "tests.gateway.upstream_app:create_app",
-            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *UVICORN_ARGS]
     return Process(args, port, {"UPSTREAM_NAME": name}, tmp / f"upstream-{name}.log", "/readyz")
 
 
-def start_gateway(tmp: Path, upstreams: dict[str, str], **settings: object) -> Process:
-    port = free_port()
+def start_gateway(tmp: Path, upstreams: dict[str, str], port: int | None = None, **settings: object) -> Process:
+    port = port or free_port()
     env = {"CRP_ENV": "dev", "CRP_DATA_DIR": str(tmp), "CRP_UPSTREAMS": json.dumps(upstreams),
            "CRP_DATABASE_URL": "", "CRP_LOG_LEVEL": "WARNING"}
     env.update({f"CRP_{k.upper()}": v if isinstance(v, str) else json.dumps(v) for k, v in settings.items()})

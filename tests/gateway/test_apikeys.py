@@ -46,16 +46,19 @@ def test_api_key_lifecycle(keys_gateway: Process) -> None:
         assert r.status_code == 201, r.text
         created = r.json()
         key_id, secret = created["id"], created["secret"]
-        assert r.headers["location"] == f"/api/v1/api-keys/{key_id}"
+        assert r.headers["location"] == f"{keys_gateway.url}/api/v1/api-keys/{key_id}"
         assert secret.startswith(created["key_prefix"]) and len(secret) > 40
 
         # Accepted: the service gets a short-lived token of the gateway's making, not the key.
         seen = c.get("/api/v1/beneficiaries/x", headers={"X-API-Key": secret}).json()["headers"]
         assert "x-api-key" not in seen
-        claims = jwt.decode(seen["authorization"][0].removeprefix("Bearer "), options={"verify_signature": False})
-        assert claims["sub"] == f"apikey:{key_id}"
+        minted = seen["authorization"][0].removeprefix("Bearer ")
+        signing_key = jwt.PyJWKClient(keys_gateway.url + "/.well-known/jwks.json").get_signing_key_from_jwt(minted)
+        claims = jwt.decode(minted, signing_key.key, algorithms=["ES256"], audience="crp-api", issuer="crp-gateway")
+        assert claims["sub"] == f"apikey:{key_id}" and claims["api_key"] == key_id
         assert claims["roles"] == ["partner_system"] and claims["governorates"] == ["IQG01", "IQG15"]
-        assert claims["exp"] - claims["iat"] <= 300
+        assert claims["exp"] - claims["iat"] <= 30  # CRP_API_KEY_CACHE_SECONDS
+        assert key_id not in c.get("/.well-known/crp-revocations.json").json()["api_keys"]
 
         # Listed without the secret.
         listed = c.get("/api/v1/api-keys", headers=ADMIN).json()
@@ -70,11 +73,14 @@ def test_api_key_lifecycle(keys_gateway: Process) -> None:
         assert new_secret != secret and r.json()["rotated_at"]
         assert_problem(c.get("/api/v1/beneficiaries/x", headers={"X-API-Key": secret}), 401)
         assert c.get("/api/v1/beneficiaries/x", headers={"X-API-Key": new_secret}).status_code == 200
+        rotated = c.get("/.well-known/crp-revocations.json").json()["api_keys"][key_id]
+        assert rotated >= claims["iat"]  # what was minted from the old secret no longer holds
 
         # Revoked: refused at once, still listed with revoked_at; revoking again is harmless.
         assert c.delete(f"/api/v1/api-keys/{key_id}", headers=ADMIN).status_code == 204
         assert_problem(c.get("/api/v1/beneficiaries/x", headers={"X-API-Key": new_secret}), 401)
         assert c.get(f"/api/v1/api-keys/{key_id}", headers=ADMIN).json()["revoked_at"]
+        assert c.get("/.well-known/crp-revocations.json").json()["api_keys"][key_id] >= rotated
         assert c.delete(f"/api/v1/api-keys/{key_id}", headers=ADMIN).status_code == 204
         assert_problem(c.post(f"/api/v1/api-keys/{key_id}/rotation", headers=ADMIN), 409)
 

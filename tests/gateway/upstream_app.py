@@ -66,6 +66,10 @@ def create_app() -> FastAPI:
                 await asyncio.sleep(0)
         return StreamingResponse(parts(), media_type="application/octet-stream")
 
+    @app.get("/api/v1/beneficiaries/huge-header")
+    async def huge_header(size: int = 100_000) -> Response:
+        return Response("{}", media_type="application/json", headers={"X-Huge": "h" * size})
+
     @app.get("/api/v1/beneficiaries/status/{code}")
     async def status(code: int) -> Response:
         return Response(json.dumps({"status": code}), status_code=code, media_type="application/json",
