@@ -5,3 +5,7 @@ class IndicatorsSettings(CommonSettings):
     service_name: str = "indicators"
     consumer_durable: str = "indicators"
     consumer_max_deliver: int = 5
+    # `crp indicators rebuild`: no progress from NATS for this long is an error (nothing is swapped);
+    # the aside projection is committed every this many events.
+    rebuild_stall_seconds: float = 30.0
+    rebuild_batch_size: int = 500

@@ -1,0 +1,448 @@
+"""Rebuild a consumer's projection from the stream: build it aside, then swap it in, in one transaction.
+
+1. Aside: the same tables in another namespace (PostgreSQL: the schema ``<schema>_rebuild``; SQLite:
+   the file ``<db>.rebuild``), made by the service's own migrations, so its columns are the live ones.
+   It is dropped at the start and at the end, also on failure.
+2. Read: an ephemeral pull consumer (no acks) reads the stream in order, by stream sequence, up to the
+   last sequence seen at the start, committing the aside batch by batch. No progress within
+   ``stall_seconds`` (NATS stalled, stopped or unreachable) is an error: nothing is swapped.
+3. Each event goes through the rebuild's dead-letter policy (:func:`apply_or_dead_letter`).
+4. Swap, in one transaction that holds the live consumer off: catch up to the stream's end as seen
+   now, check that the stream still covers what the live projection has seen (else refuse, unless
+   ``allow_empty``), then replace every live table's rows with the aside's. The live consumer then
+   finds what it has not acked yet in ``processed_events`` (skipped) or applies it on top (newer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy import MetaData, Table, delete, event, exists, func, insert, select, text
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.bus import Bus
+from shared.consumer import DeadLetter, EventApplier, ProcessedEvent
+from shared.db import create_engine, create_sessionmaker
+from shared.events import CloudEvent
+from shared.migrations import upgrade
+from shared.settings import CommonSettings
+
+log = logging.getLogger("crp.rebuild")
+
+SQLITE_ASIDE = "rebuild_aside"  # the aside file's name once ATTACHed to the live database
+
+
+class RebuildError(Exception):
+    """The rebuild did not replace the live projection. ``exit_code`` is the CLI's."""
+
+    exit_code = 1
+
+
+class RebuildRefused(RebuildError):
+    """The stream is empty or was recreated while the live projection is not: replacing it would lose data."""
+
+    exit_code = 3
+
+
+class RebuildIncomplete(RebuildError):
+    """NATS or the database stalled or failed before the rebuild reached its target."""
+
+    exit_code = 4
+
+
+Phase = Literal["reading", "catching-up", "swapping", "done"]
+
+
+@dataclass
+class RebuildStats:
+    """Where a rebuild is: given to the progress callback after every batch, and returned at the end."""
+
+    phase: Phase = "reading"
+    first: int = 0  # the stream's first and last sequence when the rebuild started
+    last: int = 0
+    target: int = 0  # the sequence being read to (``last``, then the end seen while catching up)
+    reached: int = 0  # the stream sequence applied so far
+    read: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    caught_up: int = 0  # messages read after ``last``
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def percent(self) -> float:
+        return 100.0 if self.target <= 0 else min(100.0, 100.0 * self.reached / self.target)
+
+    @property
+    def rate(self) -> float:
+        """Messages read per second."""
+        return self.read / self.seconds if self.seconds > 0 else 0.0
+
+
+Outcome = Literal["applied", "duplicate", "dead"]
+
+# Failures that say nothing about the event: the rebuild stops instead of dead-lettering it.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, OSError, TimeoutError,
+)
+
+
+async def _database_healthy(session: AsyncSession) -> bool:
+    try:
+        await session.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
+
+
+async def apply_or_dead_letter(session: AsyncSession, applier: EventApplier, *, subject: str,
+                               payload: bytes) -> Outcome:
+    """The rebuild's dead-letter policy for one message, within the caller's transaction.
+
+    Poison (an envelope that does not parse, or a handler that fails while the database is healthy) is
+    kept as a dead letter with its error, and the rebuild goes on. A failure of the database itself is
+    not the event's fault: it is raised and aborts the rebuild. Dead letters are recorded as the live
+    consumer records them (``event_id`` None for an envelope that does not parse), with one delivery.
+    """
+    try:
+        event_ = CloudEvent.model_validate_json(payload)
+    except ValueError as exc:
+        error, event_id = f"invalid envelope: {exc}", None
+    else:
+        try:
+            async with session.begin_nested():  # a failed handler leaves nothing behind
+                return "applied" if await applier.apply(session, event_) else "duplicate"
+        except Exception as exc:
+            if isinstance(exc, INFRASTRUCTURE_ERRORS) or not await _database_healthy(session):
+                raise
+            log.warning("rebuild: event %s (%s) dead-lettered: %s", event_.id, event_.type, exc)
+            error, event_id = f"{type(exc).__name__}: {exc}", event_.id[:36]
+    session.add(DeadLetter(event_id=event_id, subject=subject[:255], payload=payload.decode(errors="replace"),
+                           error=error[:2000], deliveries=1))
+    await session.flush()
+    return "dead"
+
+
+# -- reading the stream --------------------------------------------------------------------------
+class StreamReader:
+    """Reads stream sequences in order with an ephemeral pull consumer; a stall past ``stall_seconds`` raises."""
+
+    def __init__(self, bus: Bus, settings: CommonSettings, *, stall_seconds: float, batch_size: int) -> None:
+        self.bus = bus
+        self.settings = settings
+        self.stall_seconds = stall_seconds
+        self.batch_size = batch_size
+        self.fetch_timeout = max(0.2, min(1.0, stall_seconds / 3))
+
+    async def bounds(self) -> tuple[int, int, int]:
+        """The stream's (first sequence, last sequence, messages) now."""
+        try:
+            js = await self.bus.wait_ready(timeout=self.stall_seconds)
+            info = await asyncio.wait_for(js.stream_info(self.settings.nats_stream), self.stall_seconds)
+        except Exception as exc:
+            raise RebuildIncomplete(f"NATS did not answer within {self.stall_seconds:g}s at "
+                                    f"{self.settings.nats_url}: {type(exc).__name__} {exc}".rstrip()) from exc
+        state = info.state
+        return state.first_seq, state.last_seq, state.messages
+
+    async def _subscribe(self, start: int) -> Any:
+        js = await self.bus.wait_ready(timeout=self.fetch_timeout)
+        return await js.pull_subscribe(
+            f"{self.settings.subject_prefix}.>", durable=None, stream=self.settings.nats_stream,
+            config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                  opt_start_seq=start, inactive_threshold=60, mem_storage=True),
+        )
+
+    async def _drop(self, sub: Any) -> None:
+        if sub is None:
+            return
+        with contextlib.suppress(Exception):  # best effort: an idle ephemeral consumer expires by itself
+            await asyncio.wait_for(sub.unsubscribe(), 1)
+            js = self.bus.js
+            if js is not None:
+                await asyncio.wait_for(js.delete_consumer(self.settings.nats_stream, sub._consumer), 1)
+
+    async def read(self, start: int, last: int, handle: Callable[[list[Any]], Awaitable[None]]) -> int:
+        """Hand the messages with sequences ``start``..``last`` to ``handle`` in order, in batches.
+
+        Sequences may have gaps (deleted messages): the end is reached at ``last`` or when nothing is
+        left before it. Returns the last sequence covered.
+        """
+        position, sub = start, None
+        progress_at = time.monotonic()
+        try:
+            while position <= last:
+                try:
+                    if sub is None:
+                        sub = await self._subscribe(position)
+                    msgs = await sub.fetch(min(self.batch_size, last - position + 1), timeout=self.fetch_timeout)
+                except Exception as exc:  # a timeout, NATS stopped or restarting, the consumer gone
+                    if time.monotonic() - progress_at > self.stall_seconds:
+                        raise RebuildIncomplete(
+                            f"the stream stalled: nothing received for {self.stall_seconds:g}s at sequence "
+                            f"{position} of {last} ({type(exc).__name__}); nothing was replaced") from exc
+                    if isinstance(exc, NatsTimeoutError | TimeoutError) and sub is not None:
+                        if await self._nothing_pending(sub):
+                            break  # the rest up to `last` was deleted from the stream
+                    else:
+                        await self._drop(sub)
+                        sub = None
+                        await asyncio.sleep(min(0.5, self.fetch_timeout))
+                    continue
+                progress_at = time.monotonic()
+                wanted = [m for m in msgs if position <= m.metadata.sequence.stream <= last]
+                if wanted:
+                    await handle(wanted)
+                tail = msgs[-1].metadata
+                position = max(position, tail.sequence.stream + 1)
+                if tail.num_pending == 0:
+                    break  # nothing after this message: the rest up to `last` was deleted
+        finally:
+            await self._drop(sub)
+        return last
+
+    async def _nothing_pending(self, sub: Any) -> bool:
+        try:
+            info = await asyncio.wait_for(sub.consumer_info(), self.fetch_timeout)
+        except Exception:
+            return False
+        return info.num_pending == 0
+
+
+# -- the aside namespace -------------------------------------------------------------------------
+@dataclass
+class Aside:
+    settings: CommonSettings  # settings whose database is the aside (for its own engine and migrations)
+    schema: str  # how the live connection names it: a PostgreSQL schema, or the ATTACH name on SQLite
+    live_schema: str
+    path: Path | None = None  # the SQLite file
+
+
+def aside_for(settings: CommonSettings) -> Aside:
+    if settings.is_sqlite:
+        url = settings.async_database_url
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if not path or path.startswith(":memory:"):
+            raise RebuildError("an in-memory SQLite database cannot be rebuilt aside")
+        aside = Path(f"{path}.rebuild")
+        return Aside(settings.model_copy(update={"database_url": f"sqlite:///{aside}"}), SQLITE_ASIDE, "main",
+                     aside)
+    assert settings.schema is not None
+    schema = f"{settings.schema}_rebuild"
+    return Aside(settings.model_copy(update={"database_schema": schema}), schema, settings.schema)
+
+
+def _remove_sqlite_files(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+async def drop_aside(live: AsyncEngine, aside: Aside) -> None:
+    if aside.path is not None:
+        _remove_sqlite_files(aside.path)
+        return
+    async with live.begin() as conn:
+        await conn.execute(text(f'DROP SCHEMA IF EXISTS "{aside.schema}" CASCADE'))
+
+
+def _in(model: type[SQLModel], schema: str) -> Table:
+    """The model's table, named in ``schema``."""
+    return model.__table__.to_metadata(MetaData(), schema=schema)  # type: ignore[attr-defined,no-any-return]
+
+
+async def _live_counts(conn: AsyncConnection, aside: Aside, tables: Sequence[type[SQLModel]]) -> tuple[int, int]:
+    """(events the live projection has applied, rows in its other tables)."""
+    counts = {model: (await conn.execute(select(func.count()).select_from(_in(model, aside.live_schema)))).scalar_one()
+              for model in tables}
+    applied = counts.pop(ProcessedEvent)
+    return applied, sum(counts.values())
+
+
+# -- the whole rebuild ---------------------------------------------------------------------------
+async def rebuild_projection(
+    *, settings: CommonSettings, bus: Bus, applier: EventApplier, tables: Sequence[type[SQLModel]],
+    migrations: Path, allow_empty: bool = False, stall_seconds: float = 30.0, batch_size: int = 500,
+    progress: Callable[[RebuildStats], None] | None = None,
+) -> RebuildStats:
+    """Replay the whole stream into ``tables`` aside and swap them in; see the module docstring.
+
+    ``tables`` must hold ``processed_events`` and ``dead_letters``. Raises :class:`RebuildError`
+    (refused, or incomplete) with the live projection untouched.
+    """
+    if ProcessedEvent not in tables or DeadLetter not in tables:
+        raise ValueError("a rebuild replaces processed_events and dead_letters with the projection")
+    stats = RebuildStats()
+    report = progress or (lambda _stats: None)
+    reader = StreamReader(bus, settings, stall_seconds=stall_seconds, batch_size=batch_size)
+    aside = aside_for(settings)
+    live = create_engine(settings)
+    try:
+        try:
+            await upgrade(live, settings, migrations)
+            await drop_aside(live, aside)
+        except INFRASTRUCTURE_ERRORS as exc:
+            raise RebuildIncomplete(f"the database is unreachable: {exc}") from exc
+        stats.first, stats.last, messages = await reader.bounds()
+        stats.target = stats.last
+        if messages == 0 and not allow_empty:
+            async with live.connect() as conn:
+                applied, rows = await _live_counts(conn, aside, tables)
+            if applied or rows:
+                raise RebuildRefused(
+                    f"the stream {settings.nats_stream} is empty but the live projection has applied {applied} "
+                    f"events ({rows} rows): nothing was replaced; run with --allow-empty to empty it")
+        report(stats)
+        await _build(reader, aside, applier, migrations, stats, report, batch_size)
+        await _swap(settings, live, reader, aside, applier, tables, stats, report, allow_empty)
+    except RebuildError:
+        raise
+    except INFRASTRUCTURE_ERRORS as exc:
+        raise RebuildIncomplete(f"the rebuild failed, nothing was replaced: {type(exc).__name__}: {exc}") from exc
+    finally:
+        try:
+            await drop_aside(live, aside)
+        except Exception as exc:  # the database went away: the next rebuild drops it first
+            log.warning("rebuild: could not drop the aside %s: %s", aside.schema, exc)
+        await live.dispose()
+    stats.phase, stats.finished = "done", time.monotonic()
+    report(stats)
+    return stats
+
+
+def _count(stats: RebuildStats, outcome: Outcome) -> None:
+    stats.read += 1
+    if outcome == "applied":
+        stats.applied += 1
+    elif outcome == "duplicate":
+        stats.duplicates += 1
+    else:
+        stats.dead_letters += 1
+
+
+async def _build(reader: StreamReader, aside: Aside, applier: EventApplier, migrations: Path,
+                 stats: RebuildStats, report: Callable[[RebuildStats], None], batch_size: int) -> None:
+    """Read up to the last sequence seen at the start into the aside, committing batch by batch."""
+    engine = create_engine(aside.settings)
+    try:
+        await upgrade(engine, aside.settings, migrations)
+        sessionmaker = create_sessionmaker(engine)
+
+        async def handle(msgs: list[Any]) -> None:
+            async with sessionmaker() as session, session.begin():
+                for msg in msgs:
+                    _count(stats, await apply_or_dead_letter(session, applier, subject=msg.subject,
+                                                             payload=msg.data))
+            if stats.phase == "catching-up":
+                stats.caught_up += len(msgs)
+            stats.reached = msgs[-1].metadata.sequence.stream
+            report(stats)
+
+        stats.reached = await reader.read(1, stats.last, handle)
+        # Catch up without holding the live consumer off while much has arrived meanwhile.
+        for _ in range(3):
+            _, end, _ = await reader.bounds()
+            if end - stats.reached <= batch_size:
+                break
+            stats.phase, stats.target = "catching-up", end
+            report(stats)
+            stats.reached = await reader.read(stats.reached + 1, end, handle)
+    finally:
+        await engine.dispose()
+
+
+def _attaching(settings: CommonSettings, aside: Aside) -> AsyncEngine:
+    """A SQLite engine on the live database with the aside file attached to every connection."""
+    engine = create_engine(settings)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _attach(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute(f"ATTACH DATABASE ? AS {SQLITE_ASIDE}", (str(aside.path),))
+        cur.close()
+
+    return engine
+
+
+async def _swap(settings: CommonSettings, live: AsyncEngine, reader: StreamReader, aside: Aside,
+                applier: EventApplier, tables: Sequence[type[SQLModel]], stats: RebuildStats,
+                report: Callable[[RebuildStats], None], allow_empty: bool) -> None:
+    engine = _attaching(settings, aside) if aside.path is not None else live
+    try:
+        async with engine.connect() as conn:
+            await conn.begin()  # SQLite: BEGIN IMMEDIATE, which holds every other writer off
+            if conn.dialect.name == "postgresql":
+                # Every consumer transaction reads processed_events first, so this holds it off before it
+                # reads anything; readers of the projection tables are not blocked.
+                await conn.execute(text(f"SET LOCAL lock_timeout = '{int(reader.stall_seconds * 1000)}ms'"))
+                await conn.execute(text(
+                    f'LOCK TABLE "{aside.live_schema}".processed_events IN ACCESS EXCLUSIVE MODE'))
+            await conn.execution_options(schema_translate_map={None: aside.schema})
+            session = AsyncSession(bind=conn, expire_on_commit=False)
+
+            async def handle(msgs: list[Any]) -> None:
+                for msg in msgs:
+                    _count(stats, await apply_or_dead_letter(session, applier, subject=msg.subject,
+                                                             payload=msg.data))
+                stats.caught_up += len(msgs)
+                stats.reached = msgs[-1].metadata.sequence.stream
+                report(stats)
+
+            _, end, _ = await reader.bounds()
+            stats.phase, stats.target = "swapping", max(end, stats.reached)
+            report(stats)
+            if end > stats.reached:
+                stats.reached = await reader.read(stats.reached + 1, end, handle)
+            await session.flush()
+            await session.close()
+            await _check_coverage(conn, aside, tables, stats, settings, allow_empty)
+            for model in tables:
+                live_table, aside_table = _in(model, aside.live_schema), _in(model, aside.schema)
+                serial = live_table.autoincrement_column  # numbered afresh by the live table
+                columns = [c.name for c in live_table.columns if c is not serial]
+                await conn.execute(delete(live_table))
+                await conn.execute(insert(live_table).from_select(
+                    columns, select(*(aside_table.c[name] for name in columns))
+                    .order_by(*aside_table.primary_key.columns)))
+            await conn.commit()
+    finally:
+        if engine is not live:
+            await engine.dispose()
+
+
+async def _check_coverage(conn: AsyncConnection, aside: Aside, tables: Sequence[type[SQLModel]],
+                          stats: RebuildStats, settings: CommonSettings, allow_empty: bool) -> None:
+    """Refuse to replace a projection with one built from an empty or recreated stream."""
+    if allow_empty:
+        return
+    live_events = _in(ProcessedEvent, aside.live_schema)
+    rebuilt_events, rebuilt_dead = _in(ProcessedEvent, aside.schema), _in(DeadLetter, aside.schema)
+    missing = (await conn.execute(select(func.count()).select_from(live_events).where(
+        ~exists().where(rebuilt_events.c.event_id == live_events.c.event_id),
+        ~exists().where(rebuilt_dead.c.event_id == live_events.c.event_id)))).scalar_one()
+    applied, rows = await _live_counts(conn, aside, tables)
+    if missing:
+        raise RebuildRefused(
+            f"{missing} of the {applied} events applied to the live projection are not in the stream "
+            f"{settings.nats_stream} ({stats.read} messages read up to sequence {stats.reached}): it was "
+            "recreated or purged; nothing was replaced; run with --allow-empty to replace it anyway")
+    if stats.read == 0 and (applied or rows):
+        raise RebuildRefused(
+            f"the stream {settings.nats_stream} is empty but the live projection has applied {applied} events "
+            f"({rows} rows): nothing was replaced; run with --allow-empty to empty it")
