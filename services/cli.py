@@ -302,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     rebuild = ind_sub.add_parser(
         "rebuild", help="replay the event stream into a projection built aside, then swap it in",
         description="Exit codes: 0 rebuilt and swapped in; 3 refused (empty or recreated stream, see "
-                    "--allow-empty); 4 incomplete (NATS or the database stalled or failed); nothing is "
-                    "replaced unless 0.")
+                    "--allow-empty); 4 incomplete (NATS or the database stalled or failed); 5 another "
+                    "rebuild is running. Nothing is replaced unless 0.")
     rebuild.add_argument("--allow-empty", action="store_true",
                          help="replace a non-empty projection even with one built from an empty or recreated stream")
     rebuild.set_defaults(func=cmd_indicators_rebuild)

@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -60,6 +61,12 @@ class RebuildIncomplete(RebuildError):
     """NATS or the database stalled or failed before the rebuild reached its target."""
 
     exit_code = 4
+
+
+class RebuildBusy(RebuildError):
+    """Another rebuild of the same projection is running (they would share the aside)."""
+
+    exit_code = 5
 
 
 Phase = Literal["reading", "catching-up", "swapping", "done"]
@@ -275,6 +282,47 @@ async def drop_aside(live: AsyncEngine, aside: Aside) -> None:
         await conn.execute(text(f'DROP SCHEMA IF EXISTS "{aside.schema}" CASCADE'))
 
 
+@contextlib.asynccontextmanager
+async def rebuild_lock(settings: CommonSettings) -> AsyncIterator[None]:
+    """Held for a whole rebuild: a second one at the same time raises :class:`RebuildBusy`.
+
+    PostgreSQL: a session advisory lock (released if the process dies); SQLite: ``flock`` on a file
+    beside the database.
+    """
+    aside = aside_for(settings)
+    busy = RebuildBusy(f"another rebuild of {aside.live_schema if aside.path is None else settings.async_database_url} "
+                       "is running; nothing was done")
+    if aside.path is not None:
+        import fcntl
+
+        os.makedirs(os.path.dirname(aside.path) or ".", exist_ok=True)
+        fd = os.open(f"{aside.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise busy from None
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+        return
+    engine = create_engine(settings)
+    key = {"k": f"crp-rebuild-{aside.live_schema}"}
+    try:
+        async with engine.connect() as conn:
+            if not (await conn.execute(text("SELECT pg_try_advisory_lock(hashtext(:k))"), key)).scalar_one():
+                raise busy
+            await conn.commit()  # the lock belongs to the session, not to this transaction
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):  # a lost connection has released it already
+                    await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), key)
+                    await conn.commit()
+    finally:
+        await engine.dispose()
+
+
 def _in(model: type[SQLModel], schema: str) -> Table:
     """The model's table, named in ``schema``."""
     return model.__table__.to_metadata(MetaData(), schema=schema)  # type: ignore[attr-defined,no-any-return]
@@ -305,6 +353,19 @@ async def rebuild_projection(
     report = progress or (lambda _stats: None)
     reader = StreamReader(bus, settings, stall_seconds=stall_seconds, batch_size=batch_size)
     aside = aside_for(settings)
+    try:
+        async with rebuild_lock(settings):
+            return await _rebuild(settings, bus, applier, tables, migrations, allow_empty, reader, aside, stats,
+                                  report, batch_size)
+    except (RebuildError, ValueError):
+        raise
+    except INFRASTRUCTURE_ERRORS as exc:
+        raise RebuildIncomplete(f"the rebuild failed, nothing was replaced: {type(exc).__name__}: {exc}") from exc
+
+
+async def _rebuild(settings: CommonSettings, bus: Bus, applier: EventApplier, tables: Sequence[type[SQLModel]],
+                   migrations: Path, allow_empty: bool, reader: StreamReader, aside: Aside, stats: RebuildStats,
+                   report: Callable[[RebuildStats], None], batch_size: int) -> RebuildStats:
     live = create_engine(settings)
     try:
         try:

@@ -35,7 +35,7 @@ from shared.events.beneficiaries import (
     CommunityCreated,
 )
 from shared.migrations import upgrade
-from shared.rebuild import RebuildIncomplete, RebuildRefused, RebuildStats, aside_for
+from shared.rebuild import RebuildBusy, RebuildIncomplete, RebuildRefused, RebuildStats, aside_for, rebuild_lock
 from tests.conftest import Env, NatsProcess, eventually, running
 
 SOURCE = "/crp/beneficiaries"
@@ -283,6 +283,16 @@ async def test_rebuild_of_a_purged_stream_head_is_refused(env: Env) -> None:
     with pytest.raises(RebuildRefused, match="20 of the 30 events"):
         await run_rebuild(settings)
     assert len((await snapshot(settings))["processed"]) == 30
+
+
+async def test_a_second_rebuild_at_the_same_time_is_refused(env: Env) -> None:
+    """Two rebuilds would share the aside: the second stops at once and touches nothing."""
+    settings = env.settings(IndicatorsSettings)
+    await fill(settings, list(history(10)))
+    async with rebuild_lock(settings):  # as a running rebuild holds it
+        with pytest.raises(RebuildBusy, match="another rebuild"):
+            await run_rebuild(settings)
+    assert (await run_rebuild(settings)).read == 10
 
 
 # -- (d) rebuild equals live, with the live consumer running and events arriving -------------------
