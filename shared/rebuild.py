@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import time
@@ -340,7 +341,7 @@ async def _live_counts(conn: AsyncConnection, aside: Aside, tables: Sequence[typ
 async def rebuild_projection(
     *, settings: CommonSettings, bus: Bus, applier: EventApplier, tables: Sequence[type[SQLModel]],
     migrations: Path, allow_empty: bool = False, stall_seconds: float = 30.0, batch_size: int = 500,
-    progress: Callable[[RebuildStats], None] | None = None,
+    progress: Callable[[RebuildStats], object] | None = None,
 ) -> RebuildStats:
     """Replay the whole stream into ``tables`` aside and swap them in; see the module docstring.
 
@@ -350,7 +351,10 @@ async def rebuild_projection(
     if ProcessedEvent not in tables or DeadLetter not in tables:
         raise ValueError("a rebuild replaces processed_events and dead_letters with the projection")
     stats = RebuildStats()
-    report = progress or (lambda _stats: None)
+
+    async def report(stats: RebuildStats) -> None:
+        if progress is not None and inspect.isawaitable(shown := progress(stats)):
+            await shown
     reader = StreamReader(bus, settings, stall_seconds=stall_seconds, batch_size=batch_size)
     aside = aside_for(settings)
     try:
@@ -365,7 +369,7 @@ async def rebuild_projection(
 
 async def _rebuild(settings: CommonSettings, bus: Bus, applier: EventApplier, tables: Sequence[type[SQLModel]],
                    migrations: Path, allow_empty: bool, reader: StreamReader, aside: Aside, stats: RebuildStats,
-                   report: Callable[[RebuildStats], None], batch_size: int) -> RebuildStats:
+                   report: Callable[[RebuildStats], Awaitable[None]], batch_size: int) -> RebuildStats:
     live = create_engine(settings)
     try:
         try:
@@ -382,7 +386,7 @@ async def _rebuild(settings: CommonSettings, bus: Bus, applier: EventApplier, ta
                 raise RebuildRefused(
                     f"the stream {settings.nats_stream} is empty but the live projection has applied {applied} "
                     f"events ({rows} rows): nothing was replaced; run with --allow-empty to empty it")
-        report(stats)
+        await report(stats)
         await _build(reader, aside, applier, migrations, stats, report, batch_size)
         await _swap(settings, live, reader, aside, applier, tables, stats, report, allow_empty)
     except RebuildError:
@@ -396,7 +400,7 @@ async def _rebuild(settings: CommonSettings, bus: Bus, applier: EventApplier, ta
             log.warning("rebuild: could not drop the aside %s: %s", aside.schema, exc)
         await live.dispose()
     stats.phase, stats.finished = "done", time.monotonic()
-    report(stats)
+    await report(stats)
     return stats
 
 
@@ -411,7 +415,7 @@ def _count(stats: RebuildStats, outcome: Outcome) -> None:
 
 
 async def _build(reader: StreamReader, aside: Aside, applier: EventApplier, migrations: Path,
-                 stats: RebuildStats, report: Callable[[RebuildStats], None], batch_size: int) -> None:
+                 stats: RebuildStats, report: Callable[[RebuildStats], Awaitable[None]], batch_size: int) -> None:
     """Read up to the last sequence seen at the start into the aside, committing batch by batch."""
     engine = create_engine(aside.settings)
     try:
@@ -425,7 +429,7 @@ async def _build(reader: StreamReader, aside: Aside, applier: EventApplier, migr
             if stats.phase == "catching-up":
                 stats.caught_up += len(msgs)
             stats.reached = msgs[-1].metadata.sequence.stream
-            report(stats)
+            await report(stats)
 
         stats.reached = await reader.read(1, stats.last, handle)
         # Catch up without holding the live consumer off while much has arrived meanwhile.
@@ -434,7 +438,7 @@ async def _build(reader: StreamReader, aside: Aside, applier: EventApplier, migr
             if end - stats.reached <= batch_size:
                 break
             stats.phase, stats.target = "catching-up", end
-            report(stats)
+            await report(stats)
             stats.reached = await reader.read(stats.reached + 1, end, handle)
     finally:
         await engine.dispose()
@@ -455,7 +459,7 @@ def _attaching(settings: CommonSettings, aside: Aside) -> AsyncEngine:
 
 async def _swap(settings: CommonSettings, live: AsyncEngine, reader: StreamReader, aside: Aside,
                 applier: EventApplier, tables: Sequence[type[SQLModel]], stats: RebuildStats,
-                report: Callable[[RebuildStats], None], allow_empty: bool) -> None:
+                report: Callable[[RebuildStats], Awaitable[None]], allow_empty: bool) -> None:
     engine = _attaching(settings, aside) if aside.path is not None else live
     try:
         async with engine.connect() as conn:
@@ -474,11 +478,11 @@ async def _swap(settings: CommonSettings, live: AsyncEngine, reader: StreamReade
                     _count(stats, outcome)
                 stats.caught_up += len(msgs)
                 stats.reached = msgs[-1].metadata.sequence.stream
-                report(stats)
+                await report(stats)
 
             _, end, _ = await reader.bounds()
             stats.phase, stats.target = "swapping", max(end, stats.reached)
-            report(stats)
+            await report(stats)
             if end > stats.reached:
                 stats.reached = await reader.read(stats.reached + 1, end, handle)
             await session.flush()

@@ -85,7 +85,7 @@ REBUILT_TABLES: tuple[type[SQLModel], ...] = (*PROJECTION_TABLES, *CONSUMER_TABL
 
 
 async def rebuild(*, settings: IndicatorsSettings, bus: Bus, applier: EventApplier, allow_empty: bool = False,
-                  progress: Callable[[RebuildStats], None] | None = None) -> RebuildStats:
+                  progress: Callable[[RebuildStats], object] | None = None) -> RebuildStats:
     """Replay the whole stream into a projection built aside, then swap it in (see ``shared.rebuild``).
 
     Raises ``RebuildError`` with the live projection untouched when it stalls or is refused.

@@ -182,37 +182,71 @@ async def in_order_truth(settings: IndicatorsSettings, stream_settings: Indicato
 async def test_rebuild_against_stalled_nats_fails_and_leaves_the_live_projection(
         env: Env, own_nats: NatsProcess) -> None:
     settings = env.settings(IndicatorsSettings, nats_url=own_nats.url, rebuild_stall_seconds=2,
-                            rebuild_batch_size=50)
-    await fill(settings, list(history(300)))
+                            rebuild_batch_size=25)
+    await fill(settings, list(history(150)))
     first = await run_rebuild(settings)
-    assert (first.read, first.applied, first.reached) == (300, 300, 300)
-    await fill(settings, list(history(300, seed=1000)))
+    assert (first.read, first.applied, first.reached) == (150, 150, 150)
+    await fill(settings, list(history(150, seed=1000)))
     before = await snapshot(settings)
-    assert len(before["processed"]) == 300
+    assert len(before["processed"]) == 150
 
     stopped: list[int] = []
 
     def stall_midway(stats: RebuildStats) -> None:
-        if not stopped and stats.reached >= 150:  # a third of the way: SIGSTOP, as a hung server would be
+        if not stopped and stats.reached >= 100:  # a third of the way: SIGSTOP, as a hung server would be
             os.kill(own_nats.proc.pid, signal.SIGSTOP)
             stopped.append(stats.reached)
 
     bus = Bus(settings, name="test-rebuild")
     bus.start()
     try:
-        with pytest.raises(RebuildIncomplete, match=r"stalled.*sequence \d+ of 600.*nothing was replaced"):
+        with pytest.raises(RebuildIncomplete, match=r"stalled.*sequence \d+ of 300.*nothing was replaced"):
             await run_rebuild(settings, bus, progress=stall_midway)
     finally:
         os.kill(own_nats.proc.pid, signal.SIGCONT)
         await bus.close(timeout=5)
-    assert stopped and stopped[0] < 600
+    assert stopped and stopped[0] < 300
     assert await snapshot(settings) == before  # not a third of the stream: nothing at all
     assert not await aside_exists(settings)
 
     # Once NATS answers again, the same rebuild reaches the end.
     after = await run_rebuild(settings)
-    assert (after.read, after.reached) == (600, 600)
-    assert len((await snapshot(settings))["processed"]) == 600
+    assert (after.read, after.reached) == (300, 300)
+    assert len((await snapshot(settings))["processed"]) == 300
+
+
+async def test_rebuild_stalled_while_swapping_fails_and_holds_nothing(env: Env, own_nats: NatsProcess) -> None:
+    """NATS stops while the swap catches up with the live consumer held off: rolled back, lock released."""
+    settings = env.settings(IndicatorsSettings, nats_url=own_nats.url, rebuild_stall_seconds=2)
+    await fill(settings, list(history(50)))
+    await run_rebuild(settings)
+    before = await snapshot(settings)
+    late = history(5, seed=900)
+    phases: list[str] = []
+
+    async def arrive_then_stall(stats: RebuildStats) -> None:
+        if stats.phase == "reading" and stats.reached == stats.last and not phases:
+            await fill(settings, list(late))  # arrive after the aside was read to the end seen at the start
+            phases.append("arrived")
+        elif stats.phase == "swapping" and phases == ["arrived"]:
+            os.kill(own_nats.proc.pid, signal.SIGSTOP)  # with the live tables locked, before catching up
+            phases.append("stopped")
+
+    bus = Bus(settings, name="test-rebuild")
+    bus.start()
+    try:
+        with pytest.raises(RebuildIncomplete, match=r"stalled.*at sequence 51 of 55"):
+            await run_rebuild(settings, bus, progress=arrive_then_stall)
+    finally:
+        os.kill(own_nats.proc.pid, signal.SIGCONT)
+        await bus.close(timeout=5)
+    assert phases == ["arrived", "stopped"]
+    assert await snapshot(settings) == before
+    assert not await aside_exists(settings)
+    # Nothing is left holding the live tables: the next rebuild swaps in everything.
+    stats = await run_rebuild(settings)
+    assert (stats.read, stats.reached) == (55, 55)
+    assert (await snapshot(settings))["processed"] == before["processed"] | {e.id for e in late}
 
 
 # -- (b) the live consumer's dead-letter policy ------------------------------------------------------
@@ -297,14 +331,14 @@ async def test_a_second_rebuild_at_the_same_time_is_refused(env: Env) -> None:
 
 # -- (d) rebuild equals live, with the live consumer running and events arriving -------------------
 async def test_rebuild_while_live_consumer_runs_equals_live_and_in_order_truth(env: Env) -> None:
-    settings = env.settings(IndicatorsSettings, rebuild_batch_size=40)
+    settings = env.settings(IndicatorsSettings, rebuild_batch_size=20)
     app = create_indicators(settings)
-    events = history(700)
+    events = history(400)
     async with running(app):
         await app.state.bus.wait_ready(10)
-        await fill(settings, events[:300])
+        await fill(settings, events[:150])
         stop = asyncio.Event()
-        arriving = iter(events[300:650])
+        arriving = iter(events[150:370])
 
         async def keep_publishing() -> int:
             nc = await nats.connect(settings.nats_url)
@@ -326,9 +360,9 @@ async def test_rebuild_while_live_consumer_runs_equals_live_and_in_order_truth(e
         stop.set()
         sent = await publisher
         assert stats.caught_up > 0  # events that arrived while it ran are in the swapped-in projection
-        await fill(settings, events[650:])  # and the live consumer applies newer ones on top
+        await fill(settings, events[370:])  # and the live consumer applies newer ones on top
 
-        total = 300 + sent + 50
+        total = 150 + sent + 30
 
         async def caught_up() -> bool:
             async with app.state.sessionmaker() as session:
