@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import signal
@@ -78,7 +79,8 @@ class ProgressPrinter:
         if stats.phase == "done":
             line = (f"rebuild: done: {stats.applied} events applied, {stats.dead_letters} dead letters, "
                     f"{stats.duplicates} duplicates, up to stream sequence {stats.reached} "
-                    f"({stats.caught_up} caught up after {stats.last}), in {stats.seconds:.1f} s")
+                    f"({stats.caught_up} caught up after {stats.last}), in {stats.seconds:.1f} s "
+                    f"({stats.rate:.0f} events/s)")
         elif changed and stats.reached == 0 and stats.phase == "reading":
             line = (f"rebuild: reading stream sequences {stats.first}..{stats.last} into a projection aside")
         elif changed or now - self._at >= self.interval or stats.reached >= stats.target:
@@ -98,6 +100,7 @@ def cmd_indicators_rebuild(args: argparse.Namespace) -> int:
     from shared.rebuild import RebuildError
 
     settings = IndicatorsSettings()
+    logging.getLogger("crp.bus").setLevel(logging.ERROR)  # its disconnect at the end is not news; a stall is
 
     async def run() -> Any:
         bus = Bus(settings, name="crp-indicators-rebuild")

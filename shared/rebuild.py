@@ -340,7 +340,7 @@ async def _live_counts(conn: AsyncConnection, aside: Aside, tables: Sequence[typ
 # -- the whole rebuild ---------------------------------------------------------------------------
 async def rebuild_projection(
     *, settings: CommonSettings, bus: Bus, applier: EventApplier, tables: Sequence[type[SQLModel]],
-    migrations: Path, allow_empty: bool = False, stall_seconds: float = 30.0, batch_size: int = 500,
+    migrations: Path, allow_empty: bool = False, stall_seconds: float = 30.0, batch_size: int = 200,
     progress: Callable[[RebuildStats], object] | None = None,
 ) -> RebuildStats:
     """Replay the whole stream into ``tables`` aside and swap them in; see the module docstring.

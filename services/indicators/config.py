@@ -8,4 +8,4 @@ class IndicatorsSettings(CommonSettings):
     # `crp indicators rebuild`: no progress from NATS for this long is an error (nothing is swapped);
     # the aside projection is committed every this many events.
     rebuild_stall_seconds: float = 30.0
-    rebuild_batch_size: int = 500
+    rebuild_batch_size: int = 200
