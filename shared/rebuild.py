@@ -161,6 +161,16 @@ async def apply_messages(session: AsyncSession, applier: EventApplier, msgs: Seq
     return [await apply_or_dead_letter(session, applier, subject=msg.subject, payload=msg.data) for msg in msgs]
 
 
+def _in_sequence(msgs: Sequence[Any], delivered: int) -> list[Any]:
+    """The leading messages whose consumer sequence follows ``delivered`` without a gap."""
+    received: list[Any] = []
+    for msg in msgs:
+        if msg.metadata.sequence.consumer != delivered + len(received) + 1:
+            break
+        received.append(msg)
+    return received
+
+
 # -- reading the stream --------------------------------------------------------------------------
 class StreamReader:
     """Reads stream sequences in order with an ephemeral pull consumer; a stall past ``stall_seconds`` raises."""
@@ -206,13 +216,13 @@ class StreamReader:
         Sequences may have gaps (deleted messages): the end is reached at ``last`` or when nothing is
         left before it. Returns the last sequence covered.
         """
-        position, sub = start, None
+        position, sub, delivered = start, None, 0
         progress_at = time.monotonic()
         try:
             while position <= last:
                 try:
                     if sub is None:
-                        sub = await self._subscribe(position)
+                        sub, delivered = await self._subscribe(position), 0
                     msgs = await sub.fetch(min(self.batch_size, last - position + 1), timeout=self.fetch_timeout)
                 except Exception as exc:  # a timeout, NATS stopped or restarting, the consumer gone
                     if time.monotonic() - progress_at > self.stall_seconds:
@@ -227,13 +237,24 @@ class StreamReader:
                         sub = None
                         await asyncio.sleep(min(0.5, self.fetch_timeout))
                     continue
+                if not msgs:
+                    continue
                 progress_at = time.monotonic()
-                wanted = [m for m in msgs if position <= m.metadata.sequence.stream <= last]
+                # No acks, so no redelivery: a delivery lost on the way (e.g. in a reconnect) shows as a gap
+                # in the consumer's sequence, and the reading starts again from the position reached.
+                received = _in_sequence(msgs, delivered)
+                delivered += len(received)
+                wanted = [m for m in received if position <= m.metadata.sequence.stream <= last]
                 if wanted:
                     await handle(wanted)
-                tail = msgs[-1].metadata
-                position = max(position, tail.sequence.stream + 1)
-                if tail.num_pending == 0:
+                if received:
+                    position = max(position, received[-1].metadata.sequence.stream + 1)
+                if len(received) < len(msgs):
+                    log.warning("rebuild: deliveries lost before stream sequence %d; reading again from there",
+                                position)
+                    await self._drop(sub)
+                    sub = None
+                elif received[-1].metadata.num_pending == 0:
                     break  # nothing after this message: the rest up to `last` was deleted
         finally:
             await self._drop(sub)

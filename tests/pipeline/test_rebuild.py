@@ -249,6 +249,69 @@ async def test_rebuild_stalled_while_swapping_fails_and_holds_nothing(env: Env, 
     assert (await snapshot(settings))["processed"] == before["processed"] | {e.id for e in late}
 
 
+async def test_rebuild_survives_a_nats_restart_and_reads_everything(env: Env, own_nats: NatsProcess) -> None:
+    """A restart within the stall time loses the ephemeral consumer: reading goes on from the sequence reached."""
+    settings = env.settings(IndicatorsSettings, nats_url=own_nats.url, rebuild_stall_seconds=20,
+                            rebuild_batch_size=25)
+    events = history(150)
+    await fill(settings, list(events))
+    restarted: list[int] = []
+
+    async def restart_midway(stats: RebuildStats) -> None:
+        if not restarted and stats.reached >= 50:
+            await asyncio.to_thread(own_nats.stop)
+            await asyncio.to_thread(own_nats.start)
+            restarted.append(stats.reached)
+
+    stats = await run_rebuild(settings, progress=restart_midway)
+    assert restarted and restarted[0] < 150
+    assert (stats.read, stats.applied, stats.duplicates, stats.reached) == (150, 150, 0, 150)
+    assert (await snapshot(settings))["processed"] == {e.id for e in events}
+
+
+async def test_reader_reads_again_after_a_lost_delivery_and_across_deleted_sequences() -> None:
+    """Without acks nothing is redelivered: a gap in the consumer sequence means reading again from there;
+    a gap in the stream sequence (deleted messages) is no loss. (No NATS: a scripted subscription.)"""
+    from types import SimpleNamespace
+
+    from shared.rebuild import StreamReader
+
+    def msg(stream_seq: int, consumer_seq: int, pending: int) -> Any:
+        meta = SimpleNamespace(sequence=SimpleNamespace(stream=stream_seq, consumer=consumer_seq), num_pending=pending)
+        return SimpleNamespace(metadata=meta, subject="s", data=b"{}")
+
+    # Stream sequences 1..10 with 6 deleted; the first subscription loses the delivery of sequence 4.
+    scripts = {1: [[msg(1, 1, 8), msg(2, 2, 7), msg(3, 3, 6), msg(5, 5, 4)]],
+               4: [[msg(4, 1, 5), msg(5, 2, 4), msg(7, 3, 3)], [msg(8, 4, 2), msg(9, 5, 1), msg(10, 6, 0)]]}
+    subscribed: list[int] = []
+
+    class Sub:
+        def __init__(self, start: int) -> None:
+            self.batches = list(scripts[start])
+
+        async def fetch(self, batch: int, timeout: float) -> list[Any]:
+            return self.batches.pop(0)
+
+        async def unsubscribe(self) -> None:
+            pass
+
+    reader = StreamReader(None, IndicatorsSettings(), stall_seconds=5, batch_size=10)  # type: ignore[arg-type]
+
+    async def subscribe(start: int) -> Sub:
+        subscribed.append(start)
+        return Sub(start)
+
+    reader._subscribe = subscribe  # type: ignore[method-assign]
+    handled: list[int] = []
+
+    async def handle(msgs: list[Any]) -> None:
+        handled.extend(m.metadata.sequence.stream for m in msgs)
+
+    assert await reader.read(1, 10, handle) == 10
+    assert subscribed == [1, 4]
+    assert handled == [1, 2, 3, 4, 5, 7, 8, 9, 10]
+
+
 # -- (b) the live consumer's dead-letter policy ------------------------------------------------------
 async def test_rebuild_dead_letters_poison_and_applies_everything_else(env: Env) -> None:
     settings = env.settings(IndicatorsSettings)
