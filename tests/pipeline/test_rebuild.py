@@ -243,10 +243,18 @@ async def test_rebuild_stalled_while_swapping_fails_and_holds_nothing(env: Env, 
     assert phases == ["arrived", "stopped"]
     assert await snapshot(settings) == before
     assert not await aside_exists(settings)
-    # Nothing is left holding the live tables: the next rebuild swaps in everything.
-    stats = await run_rebuild(settings)
-    assert (stats.read, stats.reached) == (55, 55)
-    assert (await snapshot(settings))["processed"] == before["processed"] | {e.id for e in late}
+    # Nothing is left holding the live tables: the next rebuild swaps in everything, and what arrives
+    # once the aside was read to its target is caught up while swapping.
+    later = history(3, seed=950)
+
+    async def arrive(stats: RebuildStats) -> None:
+        if stats.phase == "reading" and stats.reached == stats.last and not phases[2:]:
+            await fill(settings, list(later))
+            phases.append("arrived again")
+
+    stats = await run_rebuild(settings, progress=arrive)
+    assert (stats.last, stats.read, stats.caught_up, stats.reached) == (55, 58, 3, 58)
+    assert (await snapshot(settings))["processed"] == before["processed"] | {e.id for e in late + later}
 
 
 async def test_rebuild_survives_a_nats_restart_and_reads_everything(env: Env, own_nats: NatsProcess) -> None:
@@ -365,6 +373,35 @@ async def test_rebuild_refuses_an_empty_or_recreated_stream_unless_allowed(env: 
     stats = await run_rebuild(settings, allow_empty=True)
     assert stats.read == len(newer)
     assert (await snapshot(settings))["processed"] == {e.id for e in newer}
+
+
+async def test_readers_never_see_a_half_swapped_projection(env: Env) -> None:
+    settings = env.settings(IndicatorsSettings)
+    await fill(settings, list(history(60)))
+    await run_rebuild(settings)
+    before = len((await snapshot(settings))["persons"])
+    await recreate_stream(settings)
+    await fill(settings, list(history(20, seed=300)))
+    engine = create_engine(settings)
+    seen: set[int] = set()
+    done = asyncio.Event()
+
+    async def read_counts() -> None:
+        while not done.is_set():
+            async with engine.connect() as conn:
+                seen.add((await conn.execute(select(func.count()).select_from(Person))).scalar_one())
+            await asyncio.sleep(0)
+
+    reader = asyncio.create_task(read_counts())
+    try:
+        await run_rebuild(settings, allow_empty=True)
+    finally:
+        done.set()
+        await reader
+        await engine.dispose()
+    after = len((await snapshot(settings))["persons"])
+    assert before != after
+    assert seen <= {before, after}, seen  # never an empty or partly filled table in between
 
 
 async def test_rebuild_of_a_purged_stream_head_is_refused(env: Env) -> None:
