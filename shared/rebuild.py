@@ -6,11 +6,13 @@
 2. Read: an ephemeral pull consumer (no acks) reads the stream in order, by stream sequence, up to the
    last sequence seen at the start, committing the aside batch by batch. No progress within
    ``stall_seconds`` (NATS stalled, stopped or unreachable) is an error: nothing is swapped.
-3. Each event goes through the rebuild's dead-letter policy (:func:`apply_or_dead_letter`).
-4. Swap, in one transaction that holds the live consumer off: catch up to the stream's end as seen
-   now, check that the stream still covers what the live projection has seen (else refuse, unless
-   ``allow_empty``), then replace every live table's rows with the aside's. The live consumer then
-   finds what it has not acked yet in ``processed_events`` (skipped) or applies it on top (newer).
+3. Each event goes through the rebuild's dead-letter policy (:func:`apply_or_dead_letter`; a healthy
+   batch is applied in one savepoint by :func:`apply_messages`).
+4. Swap, in one transaction that holds the live consumer off (:func:`_hold_off_live_consumer`):
+   catch up to the stream's end as seen now, check that the stream still covers what the live
+   projection has seen (else refuse, unless ``allow_empty``), then replace every live table's rows
+   with the aside's. The live consumer then finds what it has not acked yet in ``processed_events``
+   (skipped) or applies it on top (newer).
 """
 
 from __future__ import annotations
@@ -478,19 +480,48 @@ def _attaching(settings: CommonSettings, aside: Aside) -> AsyncEngine:
     return engine
 
 
+LOCKED_STALL_SECONDS = 5.0
+_LOCK_BUSY = {"55P03", "40P01"}  # lock_not_available, deadlock_detected
+
+
+async def _hold_off_live_consumer(conn: AsyncConnection, aside: Aside, patience: float) -> None:
+    """Begin the swap's transaction so that no live consumer transaction runs until it ends.
+
+    SQLite: BEGIN IMMEDIATE takes the write lock, and every consumer transaction begins the same way.
+    PostgreSQL: ACCESS EXCLUSIVE on processed_events, which every consumer transaction reads first, so
+    it waits before reading anything (rather than reading the old projection and writing after the
+    swap). Tried with a 1 s lock timeout at a time, so readers queued behind the request wait little,
+    for up to ``patience`` seconds.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        await conn.begin()
+        if conn.dialect.name != "postgresql":
+            return
+        try:
+            await conn.execute(text("SET LOCAL lock_timeout = '1s'"))
+            await conn.execute(text(f'LOCK TABLE "{aside.live_schema}".processed_events IN ACCESS EXCLUSIVE MODE'))
+            return
+        except sa_exc.DBAPIError as exc:
+            await conn.rollback()
+            if getattr(exc.orig, "sqlstate", None) not in _LOCK_BUSY:
+                raise
+            if time.monotonic() > deadline:
+                raise RebuildIncomplete(f"processed_events stayed locked by other transactions for {patience:g}s; "
+                                        "nothing was replaced") from exc
+            await asyncio.sleep(0.2)
+
+
 async def _swap(settings: CommonSettings, live: AsyncEngine, reader: StreamReader, aside: Aside,
                 applier: EventApplier, tables: Sequence[type[SQLModel]], stats: RebuildStats,
                 report: Callable[[RebuildStats], Awaitable[None]], allow_empty: bool) -> None:
     engine = _attaching(settings, aside) if aside.path is not None else live
     try:
         async with engine.connect() as conn:
-            await conn.begin()  # SQLite: BEGIN IMMEDIATE, which holds every other writer off
-            if conn.dialect.name == "postgresql":
-                # Every consumer transaction reads processed_events first, so this holds it off before it
-                # reads anything; readers of the projection tables are not blocked.
-                await conn.execute(text(f"SET LOCAL lock_timeout = '{int(reader.stall_seconds * 1000)}ms'"))
-                await conn.execute(text(
-                    f'LOCK TABLE "{aside.live_schema}".processed_events IN ACCESS EXCLUSIVE MODE'))
+            await _hold_off_live_consumer(conn, aside, reader.stall_seconds)
+            # Under the lock a stall blocks the live consumer (and the summary's as_of): be short of patience.
+            reader = StreamReader(reader.bus, settings, stall_seconds=min(reader.stall_seconds, LOCKED_STALL_SECONDS),
+                                  batch_size=reader.batch_size)
             await conn.execution_options(schema_translate_map={None: aside.schema})
             session = AsyncSession(bind=conn, expire_on_commit=False)
 

@@ -257,6 +257,28 @@ async def test_rebuild_stalled_while_swapping_fails_and_holds_nothing(env: Env, 
     assert (await snapshot(settings))["processed"] == before["processed"] | {e.id for e in late + later}
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite writers queue on BEGIN IMMEDIATE
+async def test_rebuild_gives_up_when_the_live_tables_stay_locked(env: Env) -> None:
+    """A transaction that keeps processed_events past the patience: the swap fails cleanly, nothing replaced."""
+    settings = env.settings(IndicatorsSettings, rebuild_stall_seconds=2)
+    await fill(settings, list(history(20)))
+    await run_rebuild(settings)
+    await fill(settings, list(history(5, seed=700)))
+    before = await snapshot(settings)
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as holder:
+            await holder.execute(select(func.count()).select_from(ProcessedEvent))  # keeps its lock until rollback
+            with pytest.raises(RebuildIncomplete, match="processed_events stayed locked"):
+                await run_rebuild(settings)
+            await holder.rollback()
+    finally:
+        await engine.dispose()
+    assert await snapshot(settings) == before
+    assert not await aside_exists(settings)
+    assert (await run_rebuild(settings)).read == 25
+
+
 async def test_rebuild_survives_a_nats_restart_and_reads_everything(env: Env, own_nats: NatsProcess) -> None:
     """A restart within the stall time loses the ephemeral consumer: reading goes on from the sequence reached."""
     settings = env.settings(IndicatorsSettings, nats_url=own_nats.url, rebuild_stall_seconds=20,
