@@ -378,28 +378,27 @@ async def rebuild_projection(
     async def report(stats: RebuildStats) -> None:
         if progress is not None and inspect.isawaitable(shown := progress(stats)):
             await shown
+
     reader = StreamReader(bus, settings, stall_seconds=stall_seconds, batch_size=batch_size)
     aside = aside_for(settings)
     try:
         async with rebuild_lock(settings):
-            return await _rebuild(settings, bus, applier, tables, migrations, allow_empty, reader, aside, stats,
-                                  report, batch_size)
+            return await _rebuild(settings, applier, tables, migrations, allow_empty, reader, aside, stats, report,
+                                  batch_size)
     except (RebuildError, ValueError):
         raise
     except INFRASTRUCTURE_ERRORS as exc:
-        raise RebuildIncomplete(f"the rebuild failed, nothing was replaced: {type(exc).__name__}: {exc}") from exc
+        raise RebuildIncomplete(
+            f"the database or NATS failed ({type(exc).__name__}: {exc}); nothing was replaced") from exc
 
 
-async def _rebuild(settings: CommonSettings, bus: Bus, applier: EventApplier, tables: Sequence[type[SQLModel]],
+async def _rebuild(settings: CommonSettings, applier: EventApplier, tables: Sequence[type[SQLModel]],
                    migrations: Path, allow_empty: bool, reader: StreamReader, aside: Aside, stats: RebuildStats,
                    report: Callable[[RebuildStats], Awaitable[None]], batch_size: int) -> RebuildStats:
     live = create_engine(settings)
     try:
-        try:
-            await upgrade(live, settings, migrations)
-            await drop_aside(live, aside)
-        except INFRASTRUCTURE_ERRORS as exc:
-            raise RebuildIncomplete(f"the database is unreachable: {exc}") from exc
+        await upgrade(live, settings, migrations)
+        await drop_aside(live, aside)
         stats.first, stats.last, messages = await reader.bounds()
         stats.target = stats.last
         if messages == 0 and not allow_empty:
@@ -412,10 +411,6 @@ async def _rebuild(settings: CommonSettings, bus: Bus, applier: EventApplier, ta
         await report(stats)
         await _build(reader, aside, applier, migrations, stats, report, batch_size)
         await _swap(settings, live, reader, aside, applier, tables, stats, report, allow_empty)
-    except RebuildError:
-        raise
-    except INFRASTRUCTURE_ERRORS as exc:
-        raise RebuildIncomplete(f"the rebuild failed, nothing was replaced: {type(exc).__name__}: {exc}") from exc
     finally:
         try:
             await drop_aside(live, aside)

@@ -557,3 +557,14 @@ async def test_cli_rebuild_with_nats_stalled_exits_4(env: Env, own_nats: NatsPro
     assert result.returncode == 4, result.stderr
     assert "indicators rebuild failed: NATS did not answer within 2s" in result.stderr
     assert not await aside_exists(settings)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the database is replaced by an unreachable one
+async def test_cli_rebuild_with_the_database_unreachable_exits_4(env: Env) -> None:
+    settings = env.settings(IndicatorsSettings, database_url="postgresql://postgres@127.0.0.1:1/nowhere",
+                            database_schema="indicators")
+    await fill(settings, list(history(5)))
+    result = await crp_rebuild(settings)
+    assert result.returncode == 4, result.stderr
+    assert "indicators rebuild failed:" in result.stderr and "nothing was replaced" in result.stderr
+    assert "Traceback" not in result.stderr
