@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import shutil
 import signal
@@ -63,34 +64,59 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 # -- crp indicators rebuild -----------------------------------------------------------------------
+class ProgressPrinter:
+    """Rebuild progress on stderr: at each phase, at most once a second meanwhile, and when a phase ends."""
+
+    def __init__(self, out: Any = None, interval: float = 1.0) -> None:
+        self.out = out or sys.stderr
+        self.interval = interval
+        self._phase = ""
+        self._at = 0.0
+
+    def __call__(self, stats: Any) -> None:
+        now = time.monotonic()
+        changed = stats.phase != self._phase
+        if stats.phase == "done":
+            line = (f"rebuild: done: {stats.applied} events applied, {stats.dead_letters} dead letters, "
+                    f"{stats.duplicates} duplicates, up to stream sequence {stats.reached} "
+                    f"({stats.caught_up} caught up after {stats.last}), in {stats.seconds:.1f} s "
+                    f"({stats.rate:.0f} events/s)")
+        elif changed and stats.reached == 0 and stats.phase == "reading":
+            line = (f"rebuild: reading stream sequences {stats.first}..{stats.last} into a projection aside")
+        elif changed or now - self._at >= self.interval or stats.reached >= stats.target:
+            line = (f"rebuild: {stats.phase} sequence {stats.reached} of {stats.target} ({stats.percent:.1f}%), "
+                    f"{stats.rate:.0f} events/s, {stats.dead_letters} dead letters")
+        else:
+            return
+        self._phase, self._at = stats.phase, now
+        print(line, file=self.out, flush=True)
+
+
 def cmd_indicators_rebuild(args: argparse.Namespace) -> int:
     from services.indicators.config import IndicatorsSettings
     from services.indicators.service import rebuild
     from shared.bus import Bus
-    from shared.db import create_engine, create_sessionmaker
+    from shared.rebuild import RebuildError
 
     settings = IndicatorsSettings()
+    logging.getLogger("crp.bus").setLevel(logging.ERROR)  # its disconnect at the end is not news; a stall is
 
-    def progress(seq: int, last: int) -> None:
-        print(f"  replayed up to stream sequence {seq} of {last}", file=sys.stderr, flush=True)
-
-    async def run() -> int:
-        from services.indicators.app import service
-
-        engine = create_engine(settings)
+    async def run() -> Any:
         bus = Bus(settings, name="crp-indicators-rebuild")
         bus.start()
         try:
-            await service.migrate(engine, settings)
-            async with create_sessionmaker(engine)() as session, session.begin():
-                return await rebuild(session=session, bus=bus, settings=settings, applier=service.applier(),
-                                     progress=progress)
+            return await rebuild(settings=settings, bus=bus, allow_empty=args.allow_empty,
+                                 progress=ProgressPrinter())
         finally:
-            await bus.close()
-            await engine.dispose()
+            await bus.close(timeout=2)
 
-    count = asyncio.run(run())
-    print(f"indicators: projection rebuilt from {count} events")
+    try:
+        stats = asyncio.run(run())
+    except RebuildError as exc:
+        print(f"indicators rebuild failed: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    print(f"indicators: projection rebuilt from {stats.read} events ({stats.dead_letters} dead letters) "
+          f"up to stream sequence {stats.reached} in {stats.seconds:.1f} s")
     return 0
 
 
@@ -307,7 +333,13 @@ def main(argv: list[str] | None = None) -> int:
 
     indicators = sub.add_parser("indicators", help="indicators service operations")
     ind_sub = indicators.add_subparsers(dest="action", required=True)
-    rebuild = ind_sub.add_parser("rebuild", help="replay the event stream into a fresh projection")
+    rebuild = ind_sub.add_parser(
+        "rebuild", help="replay the event stream into a projection built aside, then swap it in",
+        description="Exit codes: 0 rebuilt and swapped in; 3 refused (empty or recreated stream, see "
+                    "--allow-empty); 4 incomplete (NATS or the database stalled or failed); 5 another "
+                    "rebuild is running. Nothing is replaced unless 0.")
+    rebuild.add_argument("--allow-empty", action="store_true",
+                         help="replace a non-empty projection even with one built from an empty or recreated stream")
     rebuild.set_defaults(func=cmd_indicators_rebuild)
 
     pii = sub.add_parser("pii", help="personal identifier keys")

@@ -24,6 +24,8 @@ NATS being unreachable costs nothing either: an ack or termination that does not
 redelivery, which is a duplicate (or, for a poison, finds its dead letter already written). JetStream's
 ``max_deliver`` is therefore unlimited and its delivery count unused: a message JetStream stops
 delivering is a message lost, since nothing here would ever see it again.
+
+Rebuilding a projection from the stream: ``shared.rebuild``.
 """
 
 from __future__ import annotations
@@ -328,44 +330,3 @@ async def replay_dead_letter(*, session: AsyncSession, applier: EventApplier, de
     applied = await applier.apply(session, event)
     await session.delete(dead)
     return applied
-
-
-async def read_stream(bus: Bus, settings: CommonSettings, on_event: Callable[[CloudEvent], Awaitable[None]],
-                      *, progress: Callable[[int, int], None] | None = None) -> int:
-    """Read every event in the stream, in order, up to its last message at the time of the call."""
-    js = await bus.wait_ready(timeout=30)
-    info = await js.stream_info(settings.nats_stream)
-    last = info.state.last_seq
-    if info.state.messages == 0:
-        return 0
-    sub = await js.pull_subscribe(
-        f"{settings.subject_prefix}.>", durable=None, stream=settings.nats_stream,
-        config=ConsumerConfig(ack_policy=AckPolicy.ALL, deliver_policy=DeliverPolicy.ALL,
-                              inactive_threshold=60),
-    )
-    count = 0
-    try:
-        while True:
-            try:
-                msgs = await sub.fetch(500, timeout=2)
-            except (NatsTimeoutError, TimeoutError):
-                break
-            done = False
-            if msgs:
-                await msgs[-1].ack()  # AckPolicy.ALL: one ack per batch keeps the pending window open
-            for msg in msgs:
-                seq = msg.metadata.sequence.stream
-                if seq > last:
-                    done = True
-                    break
-                await on_event(CloudEvent.model_validate_json(msg.data))
-                count += 1
-                if progress is not None and count % 1000 == 0:
-                    progress(seq, last)
-                if seq >= last:
-                    done = True
-            if done:
-                break
-    finally:
-        await sub.unsubscribe()
-    return count

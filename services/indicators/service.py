@@ -7,10 +7,12 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, func, select, true, union
+from sqlalchemy import func, select, true, union
 from sqlalchemy.orm import aliased
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.indicators.config import IndicatorsSettings
 from services.indicators.models import (
     PROJECTION_TABLES,
     Assistance,
@@ -19,10 +21,10 @@ from services.indicators.models import (
     Person,
 )
 from shared.bus import Bus
-from shared.consumer import EventApplier, ProcessedEvent, read_stream
+from shared.consumer import CONSUMER_TABLES, ProcessedEvent
 from shared.db import utcnow
-from shared.events import CloudEvent, age_group
-from shared.settings import CommonSettings
+from shared.events import age_group
+from shared.rebuild import RebuildStats, rebuild_projection
 
 
 def _in(column: Any, governorates: frozenset[str] | None) -> Any:
@@ -76,19 +78,22 @@ async def summary(*, session: AsyncSession, governorates: frozenset[str] | None)
     }
 
 
-async def rebuild(*, session: AsyncSession, bus: Bus, settings: CommonSettings, applier: EventApplier,
-                  progress: Callable[[int, int], None] | None = None) -> int:
-    """Empty the projections and replay the whole stream into them, in the caller's transaction.
+# Everything a rebuild replaces: the projection and the consumer's own tables.
+REBUILT_TABLES: tuple[type[SQLModel], ...] = (*PROJECTION_TABLES, *CONSUMER_TABLES)
 
-    Readers keep seeing the old figures until the caller commits; returns the events applied.
+
+async def rebuild(*, settings: IndicatorsSettings, bus: Bus, allow_empty: bool = False,
+                  progress: Callable[[RebuildStats], object] | None = None) -> RebuildStats:
+    """Replay the whole stream into a projection built aside, then swap it in (see ``shared.rebuild``).
+
+    Raises ``RebuildError`` with the live projection untouched when it stalls or is refused.
     """
-    for table in (*PROJECTION_TABLES, ProcessedEvent):
-        await session.execute(delete(table))
+    from services.indicators.app import service  # the declaration imports this module
 
-    async def apply(event: CloudEvent) -> None:
-        await applier.apply(session, event)
-
-    return await read_stream(bus, settings, apply, progress=progress)
+    return await rebuild_projection(
+        settings=settings, bus=bus, applier=service.applier(), tables=REBUILT_TABLES, migrate=service.migrate,
+        allow_empty=allow_empty, stall_seconds=settings.rebuild_stall_seconds,
+        batch_size=settings.rebuild_batch_size, progress=progress)
 
 
 DIMENSIONS = ("sex", "age_group", "displacement_status", "governorate", "district", "month")
