@@ -178,9 +178,10 @@ def start_nats(data_dir: Path, port: int | None = None) -> tuple[subprocess.Pope
     port = port or free_port()
     store = data_dir / "nats"
     store.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
-        stdout=subprocess.DEVNULL, stderr=open(data_dir / "nats.log", "ab"), start_new_session=True)
+    with open(data_dir / "nats.log", "ab") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
+            stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     if not wait_port("127.0.0.1", port, 15):
         proc.kill()
         raise SystemExit(f"the embedded NATS server did not start; see {data_dir / 'nats.log'}")
@@ -237,8 +238,9 @@ class Platform:
                     env)
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        log = open(self.log_dir / f"{name}.log", "ab")
-        self.procs.append((name, subprocess.Popen(argv, env=env, stdout=log, stderr=log, start_new_session=True)))
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            self.procs.append((name, subprocess.Popen(argv, env=env, stdout=log, stderr=log,
+                                                      start_new_session=True)))
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

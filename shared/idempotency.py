@@ -86,7 +86,12 @@ class Idempotency:
                    headers: Callable[[T], dict[str, str]] | None = None) -> JSONResponse:
         """The stored response when the key was used before (``work`` is then never run); else run ``work``,
         render its result, and store the response in the same transaction as the work's change."""
-        if (replay := await self.replay()) is not None:
+        try:
+            replay = await self.replay()
+        except BaseException:  # e.g. the key was used with another body: the work is never started
+            work.close()
+            raise
+        if replay is not None:
             work.close()
             return replay
         result = await work

@@ -35,7 +35,7 @@ from shared.events.beneficiaries import (
 )
 from tests.conftest import Env
 
-SHUFFLES = {"sqlite": 100, "postgresql": 5}
+SHUFFLES = {"sqlite": 50, "postgresql": 5}
 
 
 class Producers:
@@ -132,7 +132,7 @@ async def _reset(sessionmaker: Any) -> None:
 
 
 async def _apply(sessionmaker: Any, events: list[CloudEvent]) -> None:
-    """Through the consumer's policy, in one transaction (as a rebuild does) to keep 100+ orders quick;
+    """Through the consumer's policy, in one transaction (as a rebuild does) to keep many orders quick;
     the identity map is emptied between events, so each handler reads the database as a fresh session would."""
     applier = service.applier()
     async with sessionmaker() as session, session.begin():
