@@ -16,11 +16,9 @@ class GatewaySettings(CommonSettings):
 
     service_name: str = "gateway"
 
-    # The routing table, derived from the service list (shared/catalog.py):
-    # service name -> base URL (CRP_UPSTREAMS is JSON); a service absent here answers 503.
-    upstreams: dict[str, str] = Field(default_factory=lambda: {
-        name: f"http://127.0.0.1:{catalog.port(name)}" for name in catalog.NAMES})
-    # service name -> path prefixes (CRP_ROUTES to override them).
+    # The routing table, derived from the service list (shared/catalog.py): the services' URLs are
+    # CommonSettings.upstreams (a service absent there answers 503); service name -> path prefixes
+    # (CRP_ROUTES to override them).
     routes: dict[str, list[str]] = Field(default_factory=lambda: {
         entry.name: list(entry.prefixes) for entry in catalog.SERVICES})
 

@@ -26,6 +26,7 @@ from shared.idempotency import IdempotencyRecord
 from shared.migrations import metadata_of, upgrade
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, run_checks
 from shared.outbox import Outbox, OutboxMessage, OutboxRelay
+from shared.peers import http_client
 from shared.schemas import refuse_control_characters
 from shared.settings import CommonSettings
 from shared.worker import BackgroundWorker
@@ -107,6 +108,7 @@ def create_service_app(service: Service, settings: CommonSettings,
             await service.migrate(engine, settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.http = http = http_client()  # for peers (shared.peers)
         app.state.bus = bus = Bus(settings)
         app.state.outbox = outbox = Outbox(settings)
         bus.start()
@@ -123,6 +125,7 @@ def create_service_app(service: Service, settings: CommonSettings,
             await relay.stop()
             await bus.close()
             await engine.dispose()
+            await http.aclose()
 
     # No redirects: a trailing-slash path is a 404 problem rather than a Location built from the service's
     # own address.

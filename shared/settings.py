@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared import catalog
+
 # Built-in secrets for CRP_ENV=dev only; any other environment refuses to start with them.
 DEV_JWT_SECRET = "crp-dev-secret-do-not-use-outside-dev-0123456789abcdef"
 DEV_PII_KEY = "crp-dev-pii-key-do-not-use-outside-dev-0123456789abcdef"
@@ -56,6 +58,11 @@ class CommonSettings(BaseSettings):
     pii_retired_keys: dict[str, SecretStr] = {}
 
     cors_origins: list[str] = []
+
+    # Where each service answers (CRP_UPSTREAMS, JSON): the gateway routes there, and a service that asks
+    # another over HTTP (e.g. grants asking beneficiaries) finds it here. Default: the service list's ports.
+    upstreams: dict[str, str] = Field(default_factory=lambda: {
+        name: f"http://127.0.0.1:{catalog.port(name)}" for name in catalog.NAMES})
 
     # The edge. Absolute URLs (`Link`) are built from the public base URL when it is set, else from the
     # X-Forwarded-Host/-Proto/-Prefix of a trusted proxy, else from the request itself (shared/urls.py).
