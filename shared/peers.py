@@ -54,6 +54,13 @@ class BeneficiaryRef:
         return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
 
+@dataclass(frozen=True, slots=True)
+class CommunityRef:
+    id: str
+    district_pcode: str
+    governorate_pcode: str
+
+
 def _ref(body: dict[str, Any], requested_id: str) -> BeneficiaryRef:
     disability = body.get("disability") or {}
     consent = body.get("consent") or {}
@@ -78,12 +85,11 @@ class Beneficiaries:
         if request_id:
             self.headers["X-Request-ID"] = request_id
 
-    async def _get(self, beneficiary_id: str) -> dict[str, Any] | None:
+    async def _get(self, path: str) -> dict[str, Any] | None:
         if not self.base:
             raise ServiceUnavailable("The beneficiaries service is not configured", service="beneficiaries")
         try:
-            response = await self.client.get(f"{self.base}/api/v1/beneficiaries/{beneficiary_id}",
-                                             headers=self.headers)
+            response = await self.client.get(f"{self.base}{path}", headers=self.headers)
         except httpx.HTTPError as exc:
             log.warning("beneficiaries service unreachable: %s", type(exc).__name__)
             raise ServiceUnavailable("The beneficiaries service cannot be reached; nothing was stored",
@@ -106,7 +112,7 @@ class Beneficiaries:
         """
         current = beneficiary_id
         for _ in range(MAX_MERGE_HOPS):
-            body = await self._get(current) if _looks_like_id(current) else None
+            body = await self._get(f"/api/v1/beneficiaries/{current}") if _looks_like_id(current) else None
             if body is None:
                 raise Unprocessable(f"unknown beneficiary {beneficiary_id!r}",
                                     errors=[{"loc": ["body", field], "msg": "unknown beneficiary"}])
@@ -114,6 +120,15 @@ class Beneficiaries:
                 return _ref(body, beneficiary_id)
             current = body["merged_into_id"]
         raise ServiceUnavailable("The beneficiary's merges could not be followed", service="beneficiaries")
+
+    async def community(self, community_id: str, *, field: str = "community_id") -> CommunityRef:
+        """The community ``community_id`` (unknown or outside the caller's governorates: a 422 on ``field``)."""
+        body = await self._get(f"/api/v1/communities/{community_id}") if _looks_like_id(community_id) else None
+        if body is None:
+            raise Unprocessable(f"unknown community {community_id!r}",
+                                errors=[{"loc": ["body", field], "msg": "unknown community"}])
+        return CommunityRef(id=body["id"], district_pcode=body["district_pcode"],
+                            governorate_pcode=body["governorate_pcode"])
 
 
 def _looks_like_id(value: str) -> bool:

@@ -40,6 +40,8 @@ async def test_lookup_follows_merges_hides_what_is_out_of_scope_and_reports_cons
             assert (ref.id, ref.requested_id) == (survivor["id"], duplicate["id"])  # merged: the survivor
             assert ref.governorate_pcode == "IQG15" and ref.sex == survivor["sex"]
             assert ref.consent_given is False and str(ref.consent_withdrawn_on) == "2026-11-20"
+            place = await peers.community(community_id)
+            assert (place.id, place.district_pcode, place.governorate_pcode) == (community_id, "IQG15Q05", "IQG15")
 
             elsewhere = Beneficiaries(over_asgi, settings, env.token("programme_manager",
                                                                      governorates=("IQG01",))["Authorization"])
@@ -48,6 +50,8 @@ async def test_lookup_follows_merges_hides_what_is_out_of_scope_and_reports_cons
                     await (elsewhere if unknown == survivor["id"] else peers).get(unknown)
                 assert out_of_scope.value.extra["errors"] == [{"loc": ["body", "beneficiary_id"],
                                                               "msg": "unknown beneficiary"}]
+            with pytest.raises(Unprocessable):
+                await elsewhere.community(community_id)
 
 
 async def test_an_unreachable_beneficiaries_service_is_503() -> None:
