@@ -221,7 +221,8 @@ async def test_poison_event_goes_to_dead_letters_and_can_be_replayed(env: Env) -
 
 async def test_nats_restart_mid_stream_loses_nothing(env: Env, own_nats: NatsProcess) -> None:
     ben = create_beneficiaries(env.settings(BeneficiariesSettings, nats_url=own_nats.url))
-    ind = create_indicators(env.settings(IndicatorsSettings, nats_url=own_nats.url))
+    # A batch fetched just before NATS stops comes back only after the ack wait: keep it short here.
+    ind = create_indicators(env.settings(IndicatorsSettings, nats_url=own_nats.url, consumer_ack_wait_seconds=3))
     writes = 30
     async with running(ben) as bclient, running(ind) as iclient:
         await eventually(lambda: ben.state.bus.connected and ind.state.bus.connected)
