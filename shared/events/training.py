@@ -19,7 +19,7 @@ EmploymentStatus = Literal["employed", "self_employed", "unemployed", "studying"
 IncomeBand = Literal["none", "under_250k", "250k_500k", "500k_1m", "over_1m"]  # IQD per month
 
 
-class _EnrolmentEvent(EventData):
+class EnrolmentSnapshot(EventData):
     """A snapshot of an enrolment: who (pseudonymous id of the person, merges followed when enrolled), where
     (the course's community, district and governorate), what (course, skill area, audience) and its status."""
 
@@ -38,7 +38,7 @@ class _EnrolmentEvent(EventData):
     governorate_pcode: str
 
 
-class EnrolmentCreated(_EnrolmentEvent):
+class EnrolmentCreated(EnrolmentSnapshot):
     """A person enrolled (``status: enrolled``) or joined the waiting list (``status: waitlisted``)."""
 
     action: ClassVar[str] = "created"
@@ -46,7 +46,7 @@ class EnrolmentCreated(_EnrolmentEvent):
     enrolled_on: date
 
 
-class EnrolmentPromoted(_EnrolmentEvent):
+class EnrolmentPromoted(EnrolmentSnapshot):
     """A waiting-list entry moved up into a freed place (``status: enrolled``)."""
 
     action: ClassVar[str] = "promoted"
@@ -54,7 +54,7 @@ class EnrolmentPromoted(_EnrolmentEvent):
     promoted_on: date
 
 
-class EnrolmentCompleted(_EnrolmentEvent):
+class EnrolmentCompleted(EnrolmentSnapshot):
     """The trainee completed the course: the person counts as directly assisted."""
 
     action: ClassVar[str] = "completed"
@@ -65,7 +65,7 @@ class EnrolmentCompleted(_EnrolmentEvent):
     overridden: bool
 
 
-class EnrolmentDropped(_EnrolmentEvent):
+class EnrolmentDropped(EnrolmentSnapshot):
     action: ClassVar[str] = "dropped"
 
     dropped_on: date
