@@ -10,8 +10,8 @@ import asyncio
 
 from services.training.models import Course, Enrolment
 from tests.beneficiaries.test_api import assert_problem
-from tests.training.test_api import outbox_events
 from tests.training.conftest import Platform
+from tests.training.test_api import outbox_events
 
 CAPACITY = 4
 RACERS = 12
