@@ -27,6 +27,7 @@ def load_demo(base_url: str) -> str:
     token = issue_token(CommonSettings(), roles=["programme_manager"], sub="demo-loader")
     headers = {"Authorization": f"Bearer {token}"}
     registered = 0
+    people: list[str] = []
     with httpx.Client(base_url=base_url, headers=headers, timeout=10) as client:
         community_ids = []
         for name, name_ar, district in COMMUNITIES:
@@ -44,6 +45,43 @@ def load_demo(base_url: str) -> str:
                                headers={"Idempotency-Key": f"demo-person-{i}"})
             if resp.status_code == 201:
                 registered += 1
+                people.append(resp.json()["id"])
             elif resp.status_code != 409:  # 409: already loaded by an earlier --demo
                 resp.raise_for_status()
-    return f"demo data: {len(COMMUNITIES)} communities, {registered} people registered"
+        completed = load_training(client, community_ids[0], people) if people else 0
+    return (f"demo data: {len(COMMUNITIES)} communities, {registered} people registered, "
+            f"{completed} trainings completed")
+
+
+def load_training(client: httpx.Client, community_id: str, people: list[str]) -> int:
+    """A tailoring course in Mosul: enrolments, four sessions of attendance, completions (one below the
+    threshold stays enrolled), and a market assessment with a matching opportunity. Returns completions."""
+
+    def post(path: str, body: dict[str, object], key: str) -> dict[str, object]:
+        resp = client.post(path, json=body, headers={"Idempotency-Key": f"demo-{key}"})
+        resp.raise_for_status()
+        return resp.json()
+
+    course = post("/api/v1/courses", {"title": "Tailoring and garment production", "skill_area": "tailoring",
+                                      "provider": "Mosul vocational training centre", "community_id": community_id,
+                                      "start_date": "2026-10-01", "end_date": "2026-11-15", "capacity": 4,
+                                      "planned_sessions": 4, "completion_threshold": 75}, "course-tailoring")
+    enrolments = [str(post(f"/api/v1/courses/{course['id']}/enrolments", {"beneficiary_id": person},
+                           f"enrol-{i}")["id"]) for i, person in enumerate(people[:4])]
+    for session in range(1, 5):
+        records = [{"enrolment_id": e, "present": i != len(enrolments) - 1 or session <= 2}
+                   for i, e in enumerate(enrolments)]
+        post(f"/api/v1/courses/{course['id']}/attendance",
+             {"session": session, "held_on": f"2026-10-{session * 7:02d}", "records": records}, f"attend-{session}")
+    completed = 0
+    for i, enrolment in enumerate(enrolments[:-1]):
+        post(f"/api/v1/enrolments/{enrolment}/completion", {"completed_on": "2026-11-15", "certified": True},
+             f"complete-{i}")
+        completed += 1
+    assessment = post("/api/v1/market-assessments", {"title": "Ninewa labour market assessment 2026",
+                                                     "governorate_pcode": "IQG15", "conducted_on": "2026-09-15"},
+                      "assessment-ninewa")
+    post("/api/v1/job-opportunities", {"market_assessment_id": assessment["id"], "employer": "Nineveh Garments",
+                                       "sector": "garments", "skill_area": "tailoring", "openings": 6,
+                                       "period_start": "2026-11-01", "period_end": "2027-04-30"}, "opportunity-1")
+    return completed

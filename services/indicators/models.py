@@ -59,4 +59,41 @@ class InfrastructureProject(SQLModel, table=True):
     completed_on: date | None = None
 
 
-PROJECTION_TABLES: tuple[type[SQLModel], ...] = (Person, CommunityRef, Assistance, InfrastructureProject)
+class TrainingEnrolment(SQLModel, table=True):
+    """An enrolment in a training course (fed by the training service's enrolment events).
+
+    ``status`` follows the newest ``revision`` seen; ``completed_on`` is set by the completion whenever it
+    arrives (a completion is final), so a completion seen before its enrolment still counts."""
+
+    __tablename__ = "training_enrolments"
+
+    enrolment_id: str = Field(primary_key=True, max_length=36)
+    person_id: str = Field(max_length=36, index=True)
+    course_id: str = Field(max_length=36)
+    revision: int = 0
+    status: str = Field(max_length=16)
+    skill_area: str = Field(max_length=64)
+    audience: str = Field(max_length=32)
+    community_id: str = Field(max_length=36)
+    district_pcode: str = Field(max_length=16)
+    governorate_pcode: str = Field(max_length=16, index=True)  # the course's
+    completed_on: date | None = None
+
+
+class TrainingFollowUp(SQLModel, table=True):
+    """An employment follow-up of a completed enrolment, 3 or 6 months after completion."""
+
+    __tablename__ = "training_follow_ups"
+
+    follow_up_id: str = Field(primary_key=True, max_length=36)
+    enrolment_id: str = Field(max_length=36, index=True)
+    person_id: str = Field(max_length=36)
+    months_after: int
+    employment_status: str = Field(max_length=16)
+    income_band: str = Field(max_length=16)
+    recorded_on: date
+    governorate_pcode: str = Field(max_length=16)
+
+
+PROJECTION_TABLES: tuple[type[SQLModel], ...] = (Person, CommunityRef, Assistance, InfrastructureProject,
+                                                 TrainingEnrolment, TrainingFollowUp)

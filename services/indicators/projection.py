@@ -12,6 +12,7 @@ from sqlalchemy import update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.indicators.models import CommunityRef, Person
+from services.indicators.training import TRAINING_HANDLERS
 from shared.consumer import Handler
 from shared.events import CloudEvent
 from shared.events.beneficiaries import (
@@ -98,5 +99,6 @@ HANDLERS: dict[str, Handler] = {
     BeneficiaryMerged.event_type(): on_merged,
     CommunityCreated.event_type(): on_community_created,
     BeneficiaryConsentWithdrawn.event_type(): on_consent_withdrawn,
+    **TRAINING_HANDLERS,
 }
 

@@ -15,6 +15,11 @@ class Summary(BaseModel):
     communities_reached: int = Field(
         description="Distinct communities with a directly assisted resident or a completed infrastructure project.")
     beneficiaries_registered: int = Field(description="Registered persons, merges applied.")
+    trainings_completed: int = Field(
+        description="Completed training enrolments in courses of these governorates (a person may complete several).")
+    share_employed_at_follow_up: float | None = Field(
+        description="Over completed enrolments with at least one employment follow-up, the share whose latest "
+                    "follow-up (6 months over 3) is employed or self-employed (0..1, 4 decimals); null when none.")
     as_of: UtcDatetime = Field(description="When the newest event behind these figures was applied.")
 
 

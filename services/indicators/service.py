@@ -19,6 +19,8 @@ from services.indicators.models import (
     CommunityRef,
     InfrastructureProject,
     Person,
+    TrainingEnrolment,
+    TrainingFollowUp,
 )
 from shared.bus import Bus
 from shared.consumer import CONSUMER_TABLES, ProcessedEvent
@@ -68,14 +70,43 @@ async def summary(*, session: AsyncSession, governorates: frozenset[str] | None)
     ).subquery()
     communities = (await session.execute(select(func.count()).select_from(reached))).scalar_one()
 
+    trainings_completed, share_employed = await _training_figures(session, governorates)
     last_applied = (await session.execute(select(func.max(ProcessedEvent.processed_at)))).scalar_one()
     return {
         "individuals_directly_assisted": int(directly_assisted),
         "individuals_benefiting_from_infrastructure": int(infrastructure),
         "communities_reached": int(communities),
         "beneficiaries_registered": int(registered),
+        "trainings_completed": trainings_completed,
+        "share_employed_at_follow_up": share_employed,
         "as_of": last_applied or utcnow(),
     }
+
+
+EMPLOYED = ("employed", "self_employed")
+
+
+async def _training_figures(session: AsyncSession, governorates: frozenset[str] | None) -> tuple[int, float | None]:
+    """``trainings_completed``: completed enrolments in courses of ``governorates`` (a person completing two
+    courses counts twice here; ``individuals_directly_assisted`` counts people).
+
+    ``share_employed_at_follow_up``: over those completed enrolments that have at least one employment
+    follow-up, the share whose latest follow-up (6 months over 3) says employed or self-employed; rounded to
+    4 decimals; null while none has been followed up."""
+    completed = (select(TrainingEnrolment.enrolment_id)
+                 .where(TrainingEnrolment.completed_on.is_not(None),  # type: ignore[union-attr]
+                        _in(TrainingEnrolment.governorate_pcode, governorates)))
+    count = (await session.execute(select(func.count()).select_from(completed.subquery()))).scalar_one()
+    latest: dict[str, tuple[int, str]] = {}
+    rows = await session.execute(select(TrainingFollowUp.enrolment_id, TrainingFollowUp.months_after,
+                                        TrainingFollowUp.employment_status)
+                                 .where(TrainingFollowUp.enrolment_id.in_(completed)))  # type: ignore[attr-defined]
+    for enrolment_id, months_after, status in rows.all():
+        if enrolment_id not in latest or months_after > latest[enrolment_id][0]:
+            latest[enrolment_id] = (months_after, status)
+    share = (round(sum(1 for _, status in latest.values() if status in EMPLOYED) / len(latest), 4)
+             if latest else None)
+    return int(count), share
 
 
 # Everything a rebuild replaces: the projection and the consumer's own tables.

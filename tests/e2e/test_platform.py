@@ -163,7 +163,8 @@ def test_demo_data_loads_through_the_gateway(platform: RunningPlatform) -> None:
     headers = auth("me_officer")
     before = httpx.get(f"{platform.url}/api/v1/indicators/summary", headers=headers).json()["beneficiaries_registered"]
     message = load_demo(platform.url)
-    assert message == f"demo data: {len(COMMUNITIES)} communities, {len(PEOPLE)} people registered"
+    assert message == (f"demo data: {len(COMMUNITIES)} communities, {len(PEOPLE)} people registered, "
+                       "3 trainings completed")
     wait_for(lambda: httpx.get(f"{platform.url}/api/v1/indicators/summary", headers=headers)
              .json()["beneficiaries_registered"] == before + len(PEOPLE))
     assert load_demo(platform.url) == message  # loading again replays (Idempotency-Key), adds nobody

@@ -33,6 +33,13 @@ from shared.events.beneficiaries import (
     BeneficiaryUpdated,
     CommunityCreated,
 )
+from shared.events.training import (
+    EnrolmentCompleted,
+    EnrolmentCreated,
+    EnrolmentDropped,
+    EnrolmentPromoted,
+    FollowUpRecorded,
+)
 from tests.conftest import Env
 
 SHUFFLES = {"sqlite": 50, "postgresql": 5}
@@ -47,6 +54,7 @@ class Producers:
         self.version: dict[str, int] = {}
         self.snapshot: dict[str, dict[str, Any]] = {}
         self.clock = datetime(2026, 3, 1, 9, tzinfo=UTC)
+        self.enrolments: dict[str, dict[str, Any]] = {}
 
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -90,6 +98,41 @@ class Producers:
             self.version[record] += 1  # as the beneficiaries service does: both records change
         self._emit(BeneficiaryMerged(beneficiary_id=survivor, duplicate_id=duplicate, merged_at=self.clock), survivor)
 
+    # the training service
+    def enrol(self, person: str, community_id: str, district: str, *, status: str = "enrolled") -> str:
+        enrolment = self._uuid()
+        self.version[enrolment] = 1
+        self.enrolments[enrolment] = dict(
+            enrolment_id=enrolment, course_id=self._uuid(), beneficiary_id=person,
+            skill_area=self.rng.choice(["tailoring", "welding"]), audience="community_members",
+            community_id=community_id, district_pcode=district, governorate_pcode=district[:5])
+        self._emit(EnrolmentCreated(**self.enrolments[enrolment], revision=1, status=status,
+                                    enrolled_on=self.clock.date()), enrolment)
+        return enrolment
+
+    def _step(self, enrolment: str, event: type[EventData], status: str, **extra: Any) -> None:
+        self.version[enrolment] += self.rng.randint(1, 4)  # attendance bumps the version in between
+        self._emit(event(**self.enrolments[enrolment], revision=self.version[enrolment], status=status, **extra),
+                   enrolment)
+
+    def complete(self, enrolment: str) -> None:
+        self._step(enrolment, EnrolmentCompleted, "completed", completed_on=self.clock.date(),
+                   certified=self.rng.random() < 0.5, attendance_percent=self.rng.randint(80, 100), overridden=False)
+
+    def drop(self, enrolment: str) -> None:
+        self._step(enrolment, EnrolmentDropped, "dropped", dropped_on=self.clock.date(), reason="health")
+
+    def promote(self, enrolment: str) -> None:
+        self._step(enrolment, EnrolmentPromoted, "enrolled", promoted_on=self.clock.date())
+
+    def follow_up(self, enrolment: str, months_after: int, employment_status: str) -> None:
+        e = self.enrolments[enrolment]
+        self._emit(FollowUpRecorded(follow_up_id=self._uuid(), enrolment_id=enrolment,
+                                    beneficiary_id=e["beneficiary_id"], months_after=months_after,
+                                    employment_status=employment_status, income_band="under_250k",
+                                    recorded_on=self.clock.date(), skill_area=e["skill_area"],
+                                    governorate_pcode=e["governorate_pcode"]), enrolment)
+
 
 def recorded_sequence() -> list[CloudEvent]:
     p = Producers(seed=20261129)
@@ -115,6 +158,20 @@ def recorded_sequence() -> list[CloudEvent]:
     p.update(h, sex="female")
     p.withdraw_consent(h)
     p.update(h, displacement_status="returnee")  # a later edit still applies
+    # training: a merged record and its survivor both complete (one person), a dropout frees a place for the
+    # waiting list, follow-ups at 3 and 6 months
+    first = p.enrol(a, old_city, mosul)
+    p.complete(first)
+    p.follow_up(first, 3, "unemployed")
+    p.follow_up(first, 6, "employed")
+    second = p.enrol(c, ankawa, erbil)
+    p.complete(second)
+    leaving, waiting = p.enrol(e, ankawa, erbil), p.enrol(h, old_city, mosul, status="waitlisted")
+    p.drop(leaving)
+    p.promote(waiting)
+    p.complete(waiting)
+    p.follow_up(waiting, 3, "self_employed")
+    p.drop(p.enrol(g, ramadi, anbar, status="waitlisted"))
     return p.events
 
 
@@ -171,6 +228,7 @@ async def test_projection_is_the_same_in_any_arrival_order_with_duplicates(env: 
         await _apply(sessionmaker, SEQUENCE)
         expected = await _dump(sessionmaker)
         assert sum(1 for p in expected["persons"] if p["merged_into_id"]) == 5  # the merges did take effect
+        assert len(expected["assistance"]) == 3 and len(expected["training_follow_ups"]) == 3  # and the training
         rng = random.Random(4242)
         for run in range(SHUFFLES[env.backend]):
             order = _shuffled_with_duplicates(rng)

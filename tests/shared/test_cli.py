@@ -40,7 +40,8 @@ def test_token_refuses_unknown_roles_and_governorates() -> None:
 def test_migrate_creates_each_service_database(tmp_path: Path) -> None:
     result = crp("migrate", env={"CRP_DATA_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
-    for service, table, head in (("beneficiaries", "beneficiaries", "0002"), ("indicators", "persons", "0002")):
+    for service, table, head in (("beneficiaries", "beneficiaries", "0002"), ("training", "courses", "0001"),
+                                 ("indicators", "persons", "0003_training")):
         with sqlite3.connect(tmp_path / f"{service}.db") as db:
             assert db.execute("select version_num from alembic_version").fetchone() == (head,)
             assert db.execute(f"select count(*) from {table}").fetchone() == (0,)

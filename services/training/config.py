@@ -1,0 +1,5 @@
+from shared.settings import CommonSettings
+
+
+class TrainingSettings(CommonSettings):
+    service_name: str = "training"
