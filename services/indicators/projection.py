@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.indicators.grants import GRANT_HANDLERS
 from services.indicators.models import CommunityRef, Person
 from shared.consumer import Handler
 from shared.events import CloudEvent
@@ -98,5 +99,6 @@ HANDLERS: dict[str, Handler] = {
     BeneficiaryMerged.event_type(): on_merged,
     CommunityCreated.event_type(): on_community_created,
     BeneficiaryConsentWithdrawn.event_type(): on_consent_withdrawn,
+    **GRANT_HANDLERS,
 }
 

@@ -15,6 +15,14 @@ class Summary(BaseModel):
     communities_reached: int = Field(
         description="Distinct communities with a directly assisted resident or a completed infrastructure project.")
     beneficiaries_registered: int = Field(description="Registered persons, merges applied.")
+    grants_disbursed: int = Field(
+        default=0, description="Grants with at least one disbursement that was not reversed (grants, not tranches).")
+    grant_amounts_disbursed: dict[str, float] = Field(
+        default_factory=dict, description="Amounts disbursed and not reversed, per currency: {\"USD\": 1500.0}.")
+    grants_approved: int = Field(default=0, description="Grant applications whose latest decision is approval "
+                                                        "(not yet cancelled or withdrawn).")
+    grant_businesses_operating: int = Field(
+        default=0, description="Grants whose latest monitoring visit found the business operating.")
     as_of: UtcDatetime = Field(description="When the newest event behind these figures was applied.")
 
 
