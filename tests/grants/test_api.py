@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -402,7 +401,3 @@ async def test_transitions_the_status_does_not_allow_are_409(grants: Grants, env
     for path in ("cancellation", "withdrawal"):  # money is out: reverse it first
         assert_problem(await grants.client.post(f"/api/v1/grants/{grant['id']}/{path}", json={},
                                                 headers=manager), 409)
-
-
-def _unused(_: httpx.Response) -> None:  # keep httpx imported for type hints above
-    pass
