@@ -74,3 +74,11 @@ async def test_a_reversal_raced_happens_once(grants: Grants, env: Env) -> None:
     got = (await grants.client.get(f"/api/v1/grants/{grant['id']}", headers=env.token("viewer"))).json()
     assert float(got["disbursed_amount"]) == 0 and got["status"] == "approved"
     assert len(await grants.events(".disbursement.reversed.v1")) == 1
+
+
+async def test_concurrent_applications_of_one_person_to_one_call_one_wins(grants: Grants, env: Env) -> None:
+    call = await grants.call()
+    who = await grants.register()
+    results = await asyncio.gather(*(grants.apply(who, call["id"]) for _ in range(RACERS)))
+    assert sorted(r.status_code for r in results) == [201] + [409] * (RACERS - 1), [r.text for r in results]
+    assert len(await grants.events(".grant.submitted.v1")) == 1
