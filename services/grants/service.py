@@ -116,16 +116,6 @@ def eligibility_failures(call: GrantCall, person: BeneficiaryRef, on: date) -> l
     return failures
 
 
-async def _same_person(peers: Beneficiaries, person: BeneficiaryRef, other_id: str) -> bool:
-    """Whether the record ``other_id`` now stands for ``person`` (merges followed at the beneficiaries service)."""
-    if other_id in (person.id, person.requested_id):
-        return True
-    try:
-        return (await peers.get(other_id)).id == person.id
-    except Unprocessable:
-        return False
-
-
 async def submit(*, session: AsyncSession, outbox: Outbox, principal: Principal, peers: Beneficiaries,
                  data: GrantCreate) -> Grant:
     """Apply for a grant for a person (looked up with the caller's token: unknown or out of scope is 422)."""
@@ -134,6 +124,8 @@ async def submit(*, session: AsyncSession, outbox: Outbox, principal: Principal,
         withdrawn = person.consent_withdrawn_on.isoformat() if person.consent_withdrawn_on else "earlier"
         raise Conflict(f"The person withdrew their consent on {withdrawn}: no new assistance can be recorded "
                        "for them", slug="consent-withdrawn")
+    # Every record standing for the person (merges), asked before the database is touched.
+    records = await peers.records_of(person) if data.call_id is not None else set()
     today = _today()
     call = None
     if data.call_id is not None:
@@ -149,15 +141,15 @@ async def submit(*, session: AsyncSession, outbox: Outbox, principal: Principal,
             raise Unprocessable("The person is not eligible for this call: " + "; ".join(failures),
                                 slug="not-eligible",
                                 errors=[{"loc": ["body", "beneficiary_id"], "msg": f} for f in failures])
-        # One active application per person per call, merged records counting as one person.
+        # One active application per person per call, merged records counting as one person: an application
+        # made under a record since merged into this person's is theirs.
         await advisory_xact_lock(session, f"grant-application:{call.id}:{person.id}")
-        others = (await session.execute(select(Grant.id, Grant.beneficiary_id).where(
+        other = (await session.execute(select(Grant.id).where(
             Grant.call_id == call.id, Grant.status.in_(ACTIVE),  # type: ignore[attr-defined]
-            Grant.district_pcode == person.district_pcode))).all()
-        for other_id, other_person in others:
-            if await _same_person(peers, person, other_person):
-                raise Conflict("This person already has an active application to this call", slug="already-applied",
-                               grant_id=other_id)
+            Grant.beneficiary_id.in_(records)))).scalars().first()  # type: ignore[attr-defined]
+        if other is not None:
+            raise Conflict("This person already has an active application to this call", slug="already-applied",
+                           grant_id=other)
     grant = Grant(call_id=data.call_id, beneficiary_id=person.id, requested_beneficiary_id=data.beneficiary_id,
                   business_name=data.business_name, sector=data.sector, currency=data.currency,
                   amount_requested=data.amount_requested, status="submitted", has_disability=person.has_disability,
