@@ -223,14 +223,18 @@ def _stream_events(platform: RunningPlatform, subjects: str) -> list[bytes]:
             js = nc.jetstream()
             sub = await js.pull_subscribe(subjects, stream="CRP")
             found: list[bytes] = []
-            while True:
-                try:
-                    batch = await sub.fetch(100, timeout=2)
-                except nats.errors.TimeoutError:
+            for _ in range(100):  # until the consumer has nothing pending (bounded)
+                pending = (await sub.consumer_info()).num_pending
+                if not pending:
                     return found
+                try:
+                    batch = await sub.fetch(min(pending, 100), timeout=5)
+                except (TimeoutError, nats.errors.TimeoutError):
+                    continue
                 for msg in batch:
                     found.append(msg.data)
                     await msg.ack()
+            raise AssertionError("the stream could not be read to its end")
         finally:
             await nc.close()
 
