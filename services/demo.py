@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import httpx
 
 from shared.auth import issue_token
@@ -22,12 +24,26 @@ PEOPLE = [
 ]
 
 
+# A grant call, and which demo people apply (index into PEOPLE), with the tranches paid so far.
+GRANT_CALL = {"name": "Small business recovery, round 1", "sector": "food processing", "budget": "20000.00",
+              "currency": "USD", "opens_on": "2026-10-01", "closes_on": "2027-12-31", "tranches": 2,
+              "monitoring_required": True,
+              "eligibility": {"min_age": 18, "max_age": 60, "disability_priority": True},
+              "criteria": [{"name": "viability", "weight": 3}, {"name": "vulnerability", "weight": 2}]}
+GRANTS = [  # (person, business, amount, tranches paid)
+    (0, "Bakery", "3000.00", 1),
+    (1, "Tailoring workshop", "2500.00", 1),
+    (3, "Mobile phone repair", "2000.00", 0),
+]
+
+
 def load_demo(base_url: str) -> str:
-    """Create communities and register people; returns a one-line account of what was loaded."""
+    """Create communities, register people, open a grant call, approve and disburse grants; returns a one-line
+    account of what was loaded. Loading again adds nothing (Idempotency-Key)."""
     token = issue_token(CommonSettings(), roles=["programme_manager"], sub="demo-loader")
     headers = {"Authorization": f"Bearer {token}"}
     registered = 0
-    people: list[str] = []
+    people: dict[int, str] = {}
     with httpx.Client(base_url=base_url, headers=headers, timeout=10) as client:
         community_ids = []
         for name, name_ar, district in COMMUNITIES:
@@ -45,12 +61,43 @@ def load_demo(base_url: str) -> str:
                                headers={"Idempotency-Key": f"demo-person-{i}"})
             if resp.status_code == 201:
                 registered += 1
-                people.append(resp.json()["id"])
+                people[i] = resp.json()["id"]
             elif resp.status_code != 409:  # 409: already loaded by an earlier --demo
                 resp.raise_for_status()
-        completed = load_training(client, community_ids[0], people) if people else 0
+        approved, disbursed = _load_grants(client, people)
+        completed = load_training(client, community_ids[0], list(people.values())) if people else 0
     return (f"demo data: {len(COMMUNITIES)} communities, {registered} people registered, "
-            f"{completed} trainings completed")
+            f"{approved} grants approved, {disbursed} disbursed, {completed} trainings completed")
+
+
+def _load_grants(client: httpx.Client, people: dict[int, str]) -> tuple[int, int]:
+    resp = client.post("/api/v1/grant-calls", json=GRANT_CALL, headers={"Idempotency-Key": "demo-grant-call-1"})
+    resp.raise_for_status()
+    call_id = resp.json()["id"]
+    approved = disbursed = 0
+    for person, business, amount, tranches in GRANTS:
+        if person not in people:
+            continue
+        resp = client.post("/api/v1/grants", headers={"Idempotency-Key": f"demo-grant-{person}"}, json={
+            "beneficiary_id": people[person], "business_name": business, "sector": GRANT_CALL["sector"],
+            "amount_requested": amount, "currency": GRANT_CALL["currency"], "call_id": call_id})
+        resp.raise_for_status()
+        grant_id = resp.json()["id"]
+        resp = client.post(f"/api/v1/grants/{grant_id}/approval", json={"amount_approved": amount},
+                           headers={"Idempotency-Key": f"demo-approval-{person}"})
+        resp.raise_for_status()
+        approved += 1
+        if tranches:
+            # The date is today's (a payment follows its approval): the key carries it, and a later load that
+            # finds the tranche paid already gets 409.
+            today = date.today().isoformat()
+            resp = client.post(f"/api/v1/grants/{grant_id}/disbursements",
+                               json={"amount": f"{float(amount) / 2:.2f}", "disbursed_on": today},
+                               headers={"Idempotency-Key": f"demo-disbursement-{person}-{today}"})
+            if resp.status_code not in (201, 409):
+                resp.raise_for_status()
+            disbursed += 1
+    return approved, disbursed
 
 
 def load_training(client: httpx.Client, community_id: str, people: list[str]) -> int:

@@ -121,6 +121,22 @@ class Beneficiaries:
             current = body["merged_into_id"]
         raise ServiceUnavailable("The beneficiary's merges could not be followed", service="beneficiaries")
 
+    async def records_of(self, person: BeneficiaryRef) -> set[str]:
+        """Every record that stands for ``person``: the survivor, the id the caller gave and the records merged
+        into the survivor (merges point straight at the survivor), as far as the caller's scope shows them."""
+        ids = {person.id, person.requested_id}
+        path: str | None = f"/api/v1/beneficiaries?merged_into_id={person.id}&limit=500"
+        for _ in range(20):  # at most 10,000 records folded into one person
+            if path is None:
+                break
+            body = await self._get(path)
+            if body is None:
+                break
+            ids.update(item["id"] for item in body["items"])
+            cursor = body.get("next_cursor")
+            path = f"/api/v1/beneficiaries?merged_into_id={person.id}&limit=500&cursor={cursor}" if cursor else None
+        return ids
+
     async def community(self, community_id: str, *, field: str = "community_id") -> CommunityRef:
         """The community ``community_id`` (unknown or outside the caller's governorates: a 422 on ``field``)."""
         body = await self._get(f"/api/v1/communities/{community_id}") if _looks_like_id(community_id) else None

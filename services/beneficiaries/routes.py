@@ -128,11 +128,13 @@ async def list_beneficiaries(
     q: Annotated[str | None, Query(max_length=200, description="Name search, Arabic or Latin; "
                                    "spelling variants (أحمد/احمد, Mohammed/Muhammad) find each other.")] = None,
     include_merged: bool = False,
+    merged_into_id: Annotated[str | None, Query(description="Only the records folded into this one (merged "
+                                                "records are then included).")] = None,
 ) -> Page[BeneficiaryPublic]:
     """Beneficiaries in your governorates, newest first."""
     stmt = svc.list_beneficiaries_query(principal=principal, community_id=community_id, governorate=governorate,
                                         displacement_status=displacement_status, q=q,
-                                        include_merged=include_merged)
+                                        include_merged=include_merged, merged_into_id=merged_into_id)
     rows, next_cursor = await paginate(session, stmt, Beneficiary, limit=limit, cursor=cursor, request=request,
                                        response=response)
     return Page(items=[svc.to_public(r) for r in rows], next_cursor=next_cursor)

@@ -230,7 +230,7 @@ async def get_beneficiary(*, session: AsyncSession, principal: Principal, benefi
 
 def list_beneficiaries_query(*, principal: Principal, community_id: str | None, governorate: str | None,
                              displacement_status: str | None, q: str | None,
-                             include_merged: bool) -> Select[Any]:
+                             include_merged: bool, merged_into_id: str | None = None) -> Select[Any]:
     stmt = select_in_scope(Beneficiary, principal)
     if community_id:
         stmt = stmt.where(Beneficiary.community_id == community_id)
@@ -238,7 +238,9 @@ def list_beneficiaries_query(*, principal: Principal, community_id: str | None, 
         stmt = stmt.where(Beneficiary.governorate_pcode == governorate)
     if displacement_status:
         stmt = stmt.where(Beneficiary.displacement_status == displacement_status)
-    if not include_merged:
+    if merged_into_id:
+        stmt = stmt.where(Beneficiary.merged_into_id == merged_into_id)
+    elif not include_merged:
         stmt = stmt.where(Beneficiary.merged_into_id.is_(None))  # type: ignore[union-attr]
     for token in normalize(q or "").split():
         # Every query token must appear in the normalised name chain (Arabic or Latin, any variant).

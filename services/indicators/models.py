@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 
+from sqlalchemy import Column, Numeric
 from sqlmodel import Field, SQLModel
 
 
@@ -59,6 +61,54 @@ class InfrastructureProject(SQLModel, table=True):
     completed_on: date | None = None
 
 
+class GrantApplication(SQLModel, table=True):
+    """A grant application's latest decision (``revision`` orders them): submitted, approved, rejected,
+    cancelled or withdrawn. A row may come from any of its events first."""
+
+    __tablename__ = "grant_applications"
+
+    grant_id: str = Field(primary_key=True, max_length=36)
+    revision: int = 0
+    status: str = Field(max_length=20)
+    person_id: str = Field(max_length=36)
+    call_id: str | None = Field(default=None, max_length=36)
+    governorate_pcode: str = Field(max_length=16, index=True)
+
+
+class GrantDisbursement(SQLModel, table=True):
+    """A grant disbursement; ``reversed`` is a tombstone, kept even when the reversal arrived first, so the
+    disbursement's own event then adds nothing (the person is not counted for it)."""
+
+    __tablename__ = "grant_disbursements"
+
+    disbursement_id: str = Field(primary_key=True, max_length=36)
+    grant_id: str = Field(max_length=36, index=True)
+    person_id: str = Field(max_length=36)
+    call_id: str | None = Field(default=None, max_length=36)
+    currency: str = Field(max_length=3)
+    amount: Decimal = Field(sa_column=Column(Numeric(16, 2), nullable=False))
+    disbursed_on: date
+    community_id: str = Field(max_length=36)
+    governorate_pcode: str = Field(max_length=16, index=True)
+    reversed: bool = False
+
+
+class GrantMonitoring(SQLModel, table=True):
+    """A monitoring visit to a grant's business (no notes, no GPS point)."""
+
+    __tablename__ = "grant_monitoring"
+
+    visit_id: str = Field(primary_key=True, max_length=36)
+    grant_id: str = Field(max_length=36, index=True)
+    visited_on: date
+    business_operating: bool
+    employees_female: int
+    employees_male: int
+    governorate_pcode: str = Field(max_length=16, index=True)
+
+
+
+
 class TrainingEnrolment(SQLModel, table=True):
     """An enrolment in a training course (fed by the training service's enrolment events).
 
@@ -96,4 +146,5 @@ class TrainingFollowUp(SQLModel, table=True):
 
 
 PROJECTION_TABLES: tuple[type[SQLModel], ...] = (Person, CommunityRef, Assistance, InfrastructureProject,
+                                                 GrantApplication, GrantDisbursement, GrantMonitoring,
                                                  TrainingEnrolment, TrainingFollowUp)

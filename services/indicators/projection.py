@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.indicators.grants import GRANT_HANDLERS
 from services.indicators.models import CommunityRef, Person
 from services.indicators.training import TRAINING_HANDLERS
 from shared.consumer import Handler
@@ -100,5 +101,6 @@ HANDLERS: dict[str, Handler] = {
     CommunityCreated.event_type(): on_community_created,
     BeneficiaryConsentWithdrawn.event_type(): on_consent_withdrawn,
     **TRAINING_HANDLERS,
+    **GRANT_HANDLERS,
 }
 

@@ -20,6 +20,14 @@ class Summary(BaseModel):
     share_employed_at_follow_up: float | None = Field(
         description="Over completed enrolments with at least one employment follow-up, the share whose latest "
                     "follow-up (6 months over 3) is employed or self-employed (0..1, 4 decimals); null when none.")
+    grants_disbursed: int = Field(
+        default=0, description="Grants with at least one disbursement that was not reversed (grants, not tranches).")
+    grant_amounts_disbursed: dict[str, float] = Field(
+        default_factory=dict, description="Amounts disbursed and not reversed, per currency: {\"USD\": 1500.0}.")
+    grants_approved: int = Field(default=0, description="Grant applications whose latest decision is approval "
+                                                        "(not yet cancelled or withdrawn).")
+    grant_businesses_operating: int = Field(
+        default=0, description="Grants whose latest monitoring visit found the business operating.")
     as_of: UtcDatetime = Field(description="When the newest event behind these figures was applied.")
 
 

@@ -17,6 +17,9 @@ from services.indicators.models import (
     PROJECTION_TABLES,
     Assistance,
     CommunityRef,
+    GrantApplication,
+    GrantDisbursement,
+    GrantMonitoring,
     InfrastructureProject,
     Person,
     TrainingEnrolment,
@@ -73,6 +76,7 @@ async def summary(*, session: AsyncSession, governorates: frozenset[str] | None)
     trainings_completed, share_employed = await _training_figures(session, governorates)
     last_applied = (await session.execute(select(func.max(ProcessedEvent.processed_at)))).scalar_one()
     return {
+        **await grant_figures(session=session, governorates=governorates),
         "individuals_directly_assisted": int(directly_assisted),
         "individuals_benefiting_from_infrastructure": int(infrastructure),
         "communities_reached": int(communities),
@@ -107,6 +111,31 @@ async def _training_figures(session: AsyncSession, governorates: frozenset[str] 
     share = (round(sum(1 for _, status in latest.values() if status in EMPLOYED) / len(latest), 4)
              if latest else None)
     return int(count), share
+async def grant_figures(*, session: AsyncSession, governorates: frozenset[str] | None) -> dict[str, Any]:
+    """Grants: those with at least one disbursement not reversed, and the amounts disbursed (reversals
+    excluded) per currency; approved applications (latest decision); businesses whose latest monitoring
+    visit found them operating."""
+    paid = (GrantDisbursement.reversed.is_(False),  # type: ignore[attr-defined]
+            _in(GrantDisbursement.governorate_pcode, governorates))
+    grants_disbursed = (await session.execute(
+        select(func.count(func.distinct(GrantDisbursement.grant_id))).where(*paid))).scalar_one()
+    amounts = (await session.execute(select(GrantDisbursement.currency, func.sum(GrantDisbursement.amount))
+                                     .where(*paid).group_by(GrantDisbursement.currency))).all()
+    approved = (await session.execute(select(func.count()).select_from(GrantApplication).where(
+        GrantApplication.status == "approved", _in(GrantApplication.governorate_pcode, governorates)))).scalar_one()
+    latest = (select(GrantMonitoring.grant_id, GrantMonitoring.business_operating,
+                     func.row_number().over(partition_by=GrantMonitoring.grant_id,
+                                            order_by=(GrantMonitoring.visited_on.desc(),  # type: ignore[attr-defined]
+                                                      GrantMonitoring.visit_id.desc())).label("n"))  # type: ignore[attr-defined]
+              .where(_in(GrantMonitoring.governorate_pcode, governorates)).subquery())
+    operating = (await session.execute(select(func.count()).select_from(latest).where(
+        latest.c.n == 1, latest.c.business_operating.is_(True)))).scalar_one()
+    return {
+        "grants_disbursed": int(grants_disbursed),
+        "grant_amounts_disbursed": {currency: float(total) for currency, total in sorted(amounts)},
+        "grants_approved": int(approved),
+        "grant_businesses_operating": int(operating),
+    }
 
 
 # Everything a rebuild replaces: the projection and the consumer's own tables.

@@ -33,6 +33,15 @@ from shared.events.beneficiaries import (
     BeneficiaryUpdated,
     CommunityCreated,
 )
+from shared.events.grants import (
+    DisbursementMade,
+    DisbursementReversed,
+    GrantApproved,
+    GrantCancelled,
+    GrantRejected,
+    GrantSubmitted,
+    MonitoringRecorded,
+)
 from shared.events.training import (
     EnrolmentCompleted,
     EnrolmentCreated,
@@ -98,6 +107,49 @@ class Producers:
             self.version[record] += 1  # as the beneficiaries service does: both records change
         self._emit(BeneficiaryMerged(beneficiary_id=survivor, duplicate_id=duplicate, merged_at=self.clock), survivor)
 
+    # -- the grants service: an application's events carry its version as ``revision``
+    def apply_for_grant(self, person: str, call_id: str | None = None, currency: str = "USD") -> str:
+        grant = self._uuid()
+        snap = self.snapshot[person]
+        self.grants = getattr(self, "grants", {})
+        self.grants[grant] = dict(grant_id=grant, revision=1, call_id=call_id, beneficiary_id=person,
+                                  sector="agriculture", currency=currency, community_id=snap["community_id"],
+                                  district_pcode=snap["district_pcode"], governorate_pcode=snap["governorate_pcode"])
+        self._emit(GrantSubmitted(**self.grants[grant], amount_requested="1500.00", submitted_on=self.clock.date()),
+                   grant)
+        return grant
+
+    def _grant(self, grant: str) -> dict[str, Any]:
+        self.grants[grant]["revision"] += 1
+        return self.grants[grant]
+
+    def approve(self, grant: str, amount: str = "1500.00") -> None:
+        self._emit(GrantApproved(**self._grant(grant), amount_approved=amount, approved_on=self.clock.date()), grant)
+
+    def reject(self, grant: str) -> None:
+        self._emit(GrantRejected(**self._grant(grant), rejected_on=self.clock.date()), grant)
+
+    def cancel(self, grant: str, by: str = "programme") -> None:
+        self._emit(GrantCancelled(**self._grant(grant), by=by, cancelled_on=self.clock.date()), grant)
+
+    def disburse(self, grant: str, amount: str, tranche: int = 1) -> dict[str, Any]:
+        made = dict(**self._grant(grant), disbursement_id=self._uuid(), tranche=tranche, amount=amount,
+                    disbursed_on=self.clock.date())
+        self._emit(DisbursementMade(**made), grant)
+        return made
+
+    def reverse(self, made: dict[str, Any]) -> None:
+        self._emit(DisbursementReversed(**{**made, **self._grant(made["grant_id"])}, reversed_on=self.clock.date()),
+                   made["grant_id"])
+
+    def monitor(self, grant: str, operating: bool) -> None:
+        facts = self.grants[grant]
+        self._emit(MonitoringRecorded(
+            visit_id=self._uuid(), grant_id=grant, call_id=facts["call_id"], beneficiary_id=facts["beneficiary_id"],
+            visited_on=self.clock.date(), business_operating=operating, employees_female=1, employees_male=2,
+            monthly_income_band="250k_500k", community_id=facts["community_id"],
+            district_pcode=facts["district_pcode"], governorate_pcode=facts["governorate_pcode"]), grant)
+
     # the training service
     def enrol(self, person: str, community_id: str, district: str, *, status: str = "enrolled") -> str:
         enrolment = self._uuid()
@@ -158,6 +210,28 @@ def recorded_sequence() -> list[CloudEvent]:
     p.update(h, sex="female")
     p.withdraw_consent(h)
     p.update(h, displacement_status="returnee")  # a later edit still applies
+    # Grants: a duplicate's grant counts for its survivor; a reversed tranche counts nothing; a person
+    # whose only disbursement was reversed is not assisted.
+    call = p._uuid()
+    paid = p.apply_for_grant(a, call)  # a was merged into b, then into c: c is assisted
+    p.approve(paid)
+    first = p.disburse(paid, "1000.00")
+    p.monitor(paid, operating=True)
+    p.disburse(paid, "500.00", tranche=2)
+    p.reverse(first)
+    both = p.apply_for_grant(c, currency="IQD")  # the same person again, another grant, no call
+    p.approve(both, "2000000.00")
+    p.disburse(both, "2000000.00")
+    undone = p.apply_for_grant(d, call)
+    p.approve(undone)
+    p.reverse(p.disburse(undone, "700.00"))  # d (merged into e) ends up not assisted
+    p.monitor(undone, operating=False)
+    p.reject(p.apply_for_grant(f, call))
+    dropped = p.apply_for_grant(g, call)
+    p.approve(dropped)
+    p.cancel(dropped)
+    p.cancel(p.apply_for_grant(h, call), by="applicant")
+
     # training: a merged record and its survivor both complete (one person), a dropout frees a place for the
     # waiting list, follow-ups at 3 and 6 months
     first = p.enrol(a, old_city, mosul)
@@ -228,7 +302,12 @@ async def test_projection_is_the_same_in_any_arrival_order_with_duplicates(env: 
         await _apply(sessionmaker, SEQUENCE)
         expected = await _dump(sessionmaker)
         assert sum(1 for p in expected["persons"] if p["merged_into_id"]) == 5  # the merges did take effect
-        assert len(expected["assistance"]) == 3 and len(expected["training_follow_ups"]) == 3  # and the training
+        assert sorted(a["kind"] for a in expected["assistance"]) == ["grant", "grant", "training", "training",
+                                                                     "training"]  # reversals took effect
+        assert len(expected["training_follow_ups"]) == 3
+        assert sum(d["reversed"] for d in expected["grant_disbursements"]) == 2
+        assert sorted(g["status"] for g in expected["grant_applications"]) == [
+            "approved", "approved", "approved", "cancelled", "rejected", "withdrawn"]
         rng = random.Random(4242)
         for run in range(SHUFFLES[env.backend]):
             order = _shuffled_with_duplicates(rng)

@@ -38,6 +38,7 @@ async def test_lookup_follows_merges_hides_what_is_out_of_scope_and_reports_cons
             peers = Beneficiaries(over_asgi, settings, manager["Authorization"])
             ref = await peers.get(duplicate["id"])
             assert (ref.id, ref.requested_id) == (survivor["id"], duplicate["id"])  # merged: the survivor
+            assert await peers.records_of(await peers.get(survivor["id"])) == {survivor["id"], duplicate["id"]}
             assert ref.governorate_pcode == "IQG15" and ref.sex == survivor["sex"]
             assert ref.consent_given is False and str(ref.consent_withdrawn_on) == "2026-11-20"
             place = await peers.community(community_id)

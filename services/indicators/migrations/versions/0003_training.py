@@ -1,14 +1,14 @@
 """Training projections: enrolments (with completions) and employment follow-ups.
 
 Revision ID: 0003_training
-Revises: 0002
+Revises: 0003_grants
 Create Date: 2026-11-29
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_training"
-down_revision = "0002"
+down_revision = "0003_grants"
 branch_labels = None
 depends_on = None
 

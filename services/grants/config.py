@@ -1,0 +1,5 @@
+from shared.settings import CommonSettings
+
+
+class GrantsSettings(CommonSettings):
+    service_name: str = "grants"
