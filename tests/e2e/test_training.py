@@ -51,7 +51,7 @@ def training_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
             output.append(line)
             if line.startswith("Press Ctrl-C"):
                 break
-        yield RunningPlatform(proc, port, output), nats_url
+        yield RunningPlatform(proc, port, output, data_dir), nats_url
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

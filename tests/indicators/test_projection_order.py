@@ -51,7 +51,7 @@ from shared.events.training import (
 )
 from tests.conftest import Env
 
-SHUFFLES = {"sqlite": 50, "postgresql": 5}
+SHUFFLES = {"sqlite": 30, "postgresql": 5}
 
 
 class Producers:
