@@ -27,3 +27,13 @@ def select_in_scope(model: Any, principal: Principal) -> Any:
     stmt = select(model)
     scope = principal.scope_filter()
     return stmt if scope is None else stmt.where(model.governorate_pcode.in_(scope))
+
+
+def select_filtered(model: Any, principal: Principal, **equal: Any) -> Any:
+    """``select_in_scope`` narrowed by a list's equality filters: ``column=value`` for each given value
+    (None or empty means that filter is not asked for)."""
+    stmt = select_in_scope(model, principal)
+    for column, value in equal.items():
+        if value:
+            stmt = stmt.where(getattr(model, column) == value)
+    return stmt

@@ -36,7 +36,7 @@ from shared.events.beneficiaries import (
 )
 from shared.outbox import Outbox
 from shared.pii import check_chain, current_chain, keyed_hash, needs_rewrap, rewrap
-from shared.scope import get_in_scope, select_in_scope
+from shared.scope import get_in_scope, select_filtered, select_in_scope
 from shared.settings import CommonSettings
 
 
@@ -70,12 +70,7 @@ async def get_community(*, session: AsyncSession, principal: Principal, communit
 
 def list_communities_query(*, principal: Principal, governorate: str | None,
                            district: str | None) -> Select[Any]:
-    stmt = select_in_scope(Community, principal)
-    if governorate:
-        stmt = stmt.where(Community.governorate_pcode == governorate)
-    if district:
-        stmt = stmt.where(Community.district_pcode == district)
-    return stmt
+    return select_filtered(Community, principal, governorate_pcode=governorate, district_pcode=district)
 
 
 async def _community_for_write(session: AsyncSession, principal: Principal, community_id: str) -> Community:

@@ -43,7 +43,7 @@ from shared.events.grants import (
 )
 from shared.outbox import Outbox
 from shared.peers import Beneficiaries, BeneficiaryRef
-from shared.scope import get_in_scope, select_in_scope
+from shared.scope import get_in_scope, select_filtered, select_in_scope
 
 # Statuses in which an application counts as the person's one application to its call.
 ACTIVE = ("submitted", "approved", "disbursing", "fully_disbursed")
@@ -173,11 +173,8 @@ async def get_grant(*, session: AsyncSession, principal: Principal, grant_id: st
 def list_grants_query(*, principal: Principal, call_id: str | None, status: str | None, community_id: str | None,
                       governorate: str | None, beneficiary_id: str | None, submitted_from: date | None,
                       submitted_to: date | None) -> Select[Any]:
-    stmt = select_in_scope(Grant, principal)
-    for column, value in ((Grant.call_id, call_id), (Grant.status, status), (Grant.community_id, community_id),
-                          (Grant.governorate_pcode, governorate), (Grant.beneficiary_id, beneficiary_id)):
-        if value:
-            stmt = stmt.where(column == value)
+    stmt = select_filtered(Grant, principal, call_id=call_id, status=status, community_id=community_id,
+                           governorate_pcode=governorate, beneficiary_id=beneficiary_id)
     if submitted_from:
         stmt = stmt.where(Grant.submitted_on >= submitted_from)
     if submitted_to:

@@ -48,7 +48,7 @@ from shared.events.training import (
 )
 from shared.outbox import Outbox
 from shared.peers import Beneficiaries
-from shared.scope import get_in_scope, select_in_scope
+from shared.scope import get_in_scope, select_filtered, select_in_scope
 
 OVERRIDERS = frozenset({"programme_manager", "admin"})
 ACTIVE = ("enrolled", "waitlisted", "completed")  # an enrolment that makes a second one of the person a 409
@@ -87,16 +87,8 @@ async def get_course(*, session: AsyncSession, principal: Principal, course_id: 
 
 def list_courses_query(*, principal: Principal, community_id: str | None, governorate: str | None,
                        skill_area: str | None, audience: str | None) -> Select[Any]:
-    stmt = select_in_scope(Course, principal)
-    if community_id:
-        stmt = stmt.where(Course.community_id == community_id)
-    if governorate:
-        stmt = stmt.where(Course.governorate_pcode == governorate)
-    if skill_area:
-        stmt = stmt.where(Course.skill_area == skill_area)
-    if audience:
-        stmt = stmt.where(Course.audience == audience)
-    return stmt
+    return select_filtered(Course, principal, community_id=community_id, governorate_pcode=governorate,
+                           skill_area=skill_area, audience=audience)
 
 
 async def _locked_course(session: AsyncSession, course_id: str) -> Course:
@@ -217,18 +209,8 @@ async def get_enrolment(*, session: AsyncSession, principal: Principal, enrolmen
 
 def list_enrolments_query(*, principal: Principal, course_id: str | None, beneficiary_id: str | None,
                           status: str | None, governorate: str | None, skill_area: str | None) -> Select[Any]:
-    stmt = select_in_scope(Enrolment, principal)
-    if course_id:
-        stmt = stmt.where(Enrolment.course_id == course_id)
-    if beneficiary_id:
-        stmt = stmt.where(Enrolment.beneficiary_id == beneficiary_id)
-    if status:
-        stmt = stmt.where(Enrolment.status == status)
-    if governorate:
-        stmt = stmt.where(Enrolment.governorate_pcode == governorate)
-    if skill_area:
-        stmt = stmt.where(Enrolment.skill_area == skill_area)
-    return stmt
+    return select_filtered(Enrolment, principal, course_id=course_id, beneficiary_id=beneficiary_id, status=status,
+                           governorate_pcode=governorate, skill_area=skill_area)
 
 
 async def _enrolment_for_transition(session: AsyncSession, principal: Principal,
@@ -463,8 +445,7 @@ async def get_market_assessment(*, session: AsyncSession, principal: Principal,
 
 
 def list_market_assessments_query(*, principal: Principal, governorate: str | None) -> Select[Any]:
-    stmt = select_in_scope(MarketAssessment, principal)
-    return stmt.where(MarketAssessment.governorate_pcode == governorate) if governorate else stmt
+    return select_filtered(MarketAssessment, principal, governorate_pcode=governorate)
 
 
 async def create_job_opportunity(*, session: AsyncSession, principal: Principal,
@@ -489,13 +470,8 @@ async def get_job_opportunity(*, session: AsyncSession, principal: Principal, op
 
 def list_job_opportunities_query(*, principal: Principal, governorate: str | None, skill_area: str | None,
                                  sector: str | None, open_on: date | None) -> Select[Any]:
-    stmt = select_in_scope(JobOpportunity, principal)
-    if governorate:
-        stmt = stmt.where(JobOpportunity.governorate_pcode == governorate)
-    if skill_area:
-        stmt = stmt.where(JobOpportunity.skill_area == skill_area)
-    if sector:
-        stmt = stmt.where(JobOpportunity.sector == sector)
+    stmt = select_filtered(JobOpportunity, principal, governorate_pcode=governorate, skill_area=skill_area,
+                           sector=sector)
     if open_on:
         stmt = stmt.where(JobOpportunity.period_end >= open_on)
     return stmt
