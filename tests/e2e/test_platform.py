@@ -56,11 +56,11 @@ class RunningPlatform:
         self.output = output
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+def start_platform(data_dir: Path, **env_extra: str) -> RunningPlatform:
+    """``crp dev`` as a user runs it (the embedded defaults, plus ``env_extra``), once it says it is ready."""
     port = free_block()
-    data_dir = tmp_path_factory.mktemp("crp-dev")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRP_")}  # the embedded defaults
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRP_")}
+    env.update(env_extra)
     proc = subprocess.Popen([*CRP, "dev", "--port", str(port), "--data-dir", str(data_dir)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output: list[str] = []
@@ -74,11 +74,20 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatfo
         output.append(line)
         if line.startswith("Press Ctrl-C"):
             break
-    running = RunningPlatform(proc, port, output, data_dir)
+    return RunningPlatform(proc, port, output, data_dir)
+
+
+def stop_platform(running: RunningPlatform) -> None:
+    if running.proc.poll() is None:
+        running.proc.send_signal(signal.SIGTERM)
+        running.proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    running = start_platform(tmp_path_factory.mktemp("crp-dev"))
     yield running
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+    stop_platform(running)
 
 
 def token(*roles: str, governorates: tuple[str, ...] = ()) -> str:

@@ -10,13 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +19,7 @@ import nats
 import pytest
 
 from services.cli import start_nats
-from tests.e2e.test_platform import CRP, ROOT, RunningPlatform, auth, free_block, wait_for
+from tests.e2e.test_platform import RunningPlatform, auth, start_platform, stop_platform, wait_for
 
 pytestmark = pytest.mark.e2e
 STREAM = "E2ETRAINING"
@@ -34,28 +29,13 @@ STREAM = "E2ETRAINING"
 def training_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningPlatform, str]]:
     data_dir = tmp_path_factory.mktemp("crp-dev-training")
     nats_proc, nats_url = start_nats(data_dir)  # our own, to read the stream afterwards
-    port = free_block()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRP_")}
-    env.update(CRP_NATS_URL=nats_url, CRP_NATS_STREAM=STREAM)
-    proc = subprocess.Popen([*CRP, "dev", "--port", str(port), "--data-dir", str(data_dir)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output: list[str] = []
-    deadline = time.monotonic() + 120
-    assert proc.stdout is not None
     try:
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                logs = "".join(p.read_text()[-3000:] for p in (Path(data_dir) / "logs").glob("*.log"))
-                raise AssertionError(f"crp dev exited early: {''.join(output)}\n{logs}")
-            output.append(line)
-            if line.startswith("Press Ctrl-C"):
-                break
-        yield RunningPlatform(proc, port, output, data_dir), nats_url
+        running = start_platform(data_dir, CRP_NATS_URL=nats_url, CRP_NATS_STREAM=STREAM)
+        try:
+            yield running, nats_url
+        finally:
+            stop_platform(running)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
         nats_proc.terminate()
         nats_proc.wait(10)
 

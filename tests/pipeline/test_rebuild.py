@@ -359,7 +359,7 @@ async def test_rebuild_dead_letters_poison_and_applies_everything_else(env: Env)
     assert not await aside_exists(settings)
 
     # The live consumer, dead-lettering at the first failure, ends with the same projection.
-    live_settings = env.settings(IndicatorsSettings, name="indicators_live", consumer_max_deliver=1)
+    live_settings = env.settings(IndicatorsSettings, name="indicators_live", consumer_max_attempts=1)
     app = create_indicators(live_settings)
     async with running(app):
         async def all_handled() -> bool:
