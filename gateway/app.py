@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import ipaddress
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,7 +37,7 @@ from shared.db import create_engine, create_sessionmaker
 from shared.errors import BadRequest, Unauthorized, install_error_handlers, problem_response
 from shared.migrations import metadata_of, upgrade
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, request_id_var
-from shared.urls import is_trusted_proxy, public_base
+from shared.urls import client_address, is_trusted_proxy, public_base
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
 
@@ -56,14 +55,7 @@ class Edge:
     def client_ip(self, scope: Scope, forwarded_for: str | None) -> str:
         """The caller's address: the direct peer's, or, when that peer is a trusted proxy, the last address
         it appended to ``X-Forwarded-For``."""
-        peer = scope["client"][0] if scope.get("client") else "unknown"
-        if forwarded_for and is_trusted_proxy(self.settings, peer):
-            last = forwarded_for.rsplit(",", 1)[-1].strip()
-            try:
-                return str(ipaddress.ip_address(last))
-            except ValueError:
-                pass
-        return peer
+        return client_address(self.settings, scope["client"][0] if scope.get("client") else None, forwarded_for)
 
     async def admit(self, client_ip: str, authorization: str | None, api_key: str | None
                     ) -> tuple[Principal, str | None]:

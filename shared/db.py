@@ -159,6 +159,13 @@ def after_commit(session: AsyncSession, hook: Callable[[], None]) -> None:
     session.info.setdefault(_after_commit_hooks_key, []).append(hook)
 
 
+def will_write() -> None:
+    """This safe-method request writes too (e.g. the audit of a read, a failed PIN): on SQLite its transaction
+    then takes the write lock at BEGIN and queues behind other writers instead of failing when it upgrades.
+    Call it before the request's first query."""
+    _read_only.set(False)
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session. It owns the transaction: commit on success, roll back on error.
 

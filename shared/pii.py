@@ -16,9 +16,11 @@ Retired keys stay configured as long as a chain uses them (every rotated hash st
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
+import os
 import re
 import unicodedata
 
@@ -83,3 +85,36 @@ def rewrap(settings: CommonSettings, stored_hash: str, chain: str) -> tuple[str,
     """A stored hash wrapped under the current key, and its new chain: no clear value needed."""
     return (_hmac(_key(settings, settings.pii_key_id), stored_hash),
             f"{chain}{CHAIN_SEPARATOR}{settings.pii_key_id}")
+
+
+# -- sealed text: personal free text that must be read back (feedback descriptions, contact details) -----
+# AES-256-GCM under a key derived from the PII key (HMAC with a fixed label: the hashing key itself is never
+# used for two purposes). A sealed value names the key id it was made under, so a rotated key still opens
+# what the retired one sealed (as long as it stays configured, like the hashes' chains).
+SEAL_VERSION = "s1"
+_SEAL_LABEL = b"crp-seal-v1"
+
+
+def _seal_key(settings: CommonSettings, key_id: str) -> bytes:
+    return hmac.new(_key(settings, key_id), _SEAL_LABEL, hashlib.sha256).digest()
+
+
+def seal(settings: CommonSettings, value: str) -> str:
+    """``value`` encrypted and authenticated under the current key: ``s1.<key id>.<base64 nonce+ciphertext>``."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = os.urandom(12)
+    key_id = settings.pii_key_id
+    sealed = AESGCM(_seal_key(settings, key_id)).encrypt(nonce, value.encode(), key_id.encode())
+    return f"{SEAL_VERSION}.{key_id}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+
+def unseal(settings: CommonSettings, sealed: str) -> str:
+    """The clear text of a ``seal``ed value (PiiKeyMissing when its key is not configured)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    version, key_id, body = sealed.split(".", 2)
+    if version != SEAL_VERSION:
+        raise ValueError("unknown sealed value version")
+    raw = base64.urlsafe_b64decode(body)
+    return AESGCM(_seal_key(settings, key_id)).decrypt(raw[:12], raw[12:], key_id.encode()).decode()

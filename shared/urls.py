@@ -64,3 +64,21 @@ def public_url(request: Request, path_and_query: str) -> str:
                  if name in headers}
     peer = request.client.host if request.client else None
     return public_base(settings, request.url.scheme, headers.get("host"), peer, forwarded) + path_and_query
+
+
+def client_address(settings: CommonSettings, peer: str | None, forwarded_for: str | None) -> str:
+    """The caller's address: the direct peer's, or, when that peer is a trusted proxy (the gateway), the last
+    address it appended to ``X-Forwarded-For``. What the gateway rate-limits and a service throttles on."""
+    if forwarded_for and is_trusted_proxy(settings, peer):
+        last = forwarded_for.rsplit(",", 1)[-1].strip()
+        try:
+            return str(ipaddress.ip_address(last))
+        except ValueError:
+            pass
+    return peer or "unknown"
+
+
+def request_client_address(request: Request) -> str:
+    """``client_address`` of a request to a service."""
+    return client_address(request.app.state.settings, request.client.host if request.client else None,
+                          request.headers.get("x-forwarded-for"))
