@@ -145,6 +145,53 @@ class TrainingFollowUp(SQLModel, table=True):
     governorate_pcode: str = Field(max_length=16)
 
 
+class FeedbackCase(SQLModel, table=True):
+    """A feedback case, as its newest snapshot (``revision``) says: category, sensitive flag, place, status and
+    whether it met its service levels. No text; sensitive cases only ever leave as aggregate counts."""
+
+    __tablename__ = "feedback_cases"
+
+    feedback_id: str = Field(primary_key=True, max_length=36)
+    revision: int = 0
+    status: str = Field(max_length=16)
+    category: str = Field(max_length=32)
+    channel: str = Field(max_length=16)
+    sensitive: bool
+    community_id: str | None = Field(default=None, max_length=36)
+    governorate_pcode: str | None = Field(default=None, max_length=16, index=True)
+    resource_centre_id: str | None = Field(default=None, max_length=36)
+    received_on: date
+    resolved_within_service_level: bool | None = None
+
+
+class FeedbackResourceCentre(SQLModel, table=True):
+    """A community resource centre and whether it is active (newest ``revision``)."""
+
+    __tablename__ = "feedback_resource_centres"
+
+    resource_centre_id: str = Field(primary_key=True, max_length=36)
+    revision: int = 0
+    community_id: str = Field(max_length=36)
+    governorate_pcode: str = Field(max_length=16, index=True)
+    active: bool
+
+
+class CommunityActivityFact(SQLModel, table=True):
+    """A community activity: its kind, place and participant counts (people counted, not registered)."""
+
+    __tablename__ = "community_activity_facts"
+
+    activity_id: str = Field(primary_key=True, max_length=36)
+    kind: str = Field(max_length=24)
+    community_id: str = Field(max_length=36)
+    governorate_pcode: str = Field(max_length=16, index=True)
+    held_on: date
+    participants_total: int
+    participants_female: int
+    participants_male: int
+
+
 PROJECTION_TABLES: tuple[type[SQLModel], ...] = (Person, CommunityRef, Assistance, InfrastructureProject,
                                                  GrantApplication, GrantDisbursement, GrantMonitoring,
-                                                 TrainingEnrolment, TrainingFollowUp)
+                                                 TrainingEnrolment, TrainingFollowUp, FeedbackCase,
+                                                 FeedbackResourceCentre, CommunityActivityFact)

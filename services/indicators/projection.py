@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.indicators.feedback import FEEDBACK_HANDLERS
 from services.indicators.grants import GRANT_HANDLERS
 from services.indicators.models import CommunityRef, Person
 from services.indicators.training import TRAINING_HANDLERS
@@ -102,5 +103,6 @@ HANDLERS: dict[str, Handler] = {
     BeneficiaryConsentWithdrawn.event_type(): on_consent_withdrawn,
     **TRAINING_HANDLERS,
     **GRANT_HANDLERS,
+    **FEEDBACK_HANDLERS,
 }
 

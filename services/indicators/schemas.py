@@ -28,6 +28,19 @@ class Summary(BaseModel):
                                                         "(not yet cancelled or withdrawn).")
     grant_businesses_operating: int = Field(
         default=0, description="Grants whose latest monitoring visit found the business operating.")
+    feedback_received: int = Field(default=0, description="Feedback cases received (every channel and category).")
+    feedback_received_by_category: dict[str, int] = Field(
+        default_factory=dict, description="Cases per category; the sensitive categories (sea, fraud_corruption, "
+                                          "staff_misconduct) only as one `sensitive` bucket.")
+    share_feedback_resolved_within_service_levels: float | None = Field(
+        default=None, description="Over resolved (or closed) cases, the share resolved within their service "
+                                  "level (0..1, 4 decimals); null when none is resolved.")
+    resource_centres_active: int = Field(default=0, description="Community resource centres currently active.")
+    community_activity_participants: int = Field(
+        default=0, description="Participants counted in community activities (dialogue, reconciliation, civic "
+                               "engagement, awareness); a person attending two counts twice.")
+    communities_with_reconciliation_activity: int = Field(
+        default=0, description="Distinct communities with at least one community-led reconciliation activity.")
     as_of: UtcDatetime = Field(description="When the newest event behind these figures was applied.")
 
 

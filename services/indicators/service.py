@@ -16,7 +16,10 @@ from services.indicators.config import IndicatorsSettings
 from services.indicators.models import (
     PROJECTION_TABLES,
     Assistance,
+    CommunityActivityFact,
     CommunityRef,
+    FeedbackCase,
+    FeedbackResourceCentre,
     GrantApplication,
     GrantDisbursement,
     GrantMonitoring,
@@ -77,6 +80,7 @@ async def summary(*, session: AsyncSession, governorates: frozenset[str] | None)
     last_applied = (await session.execute(select(func.max(ProcessedEvent.processed_at)))).scalar_one()
     return {
         **await grant_figures(session=session, governorates=governorates),
+        **await feedback_figures(session=session, governorates=governorates),
         "individuals_directly_assisted": int(directly_assisted),
         "individuals_benefiting_from_infrastructure": int(infrastructure),
         "communities_reached": int(communities),
@@ -135,6 +139,44 @@ async def grant_figures(*, session: AsyncSession, governorates: frozenset[str] |
         "grant_amounts_disbursed": {currency: float(total) for currency, total in sorted(amounts)},
         "grants_approved": int(approved),
         "grant_businesses_operating": int(operating),
+    }
+
+
+SENSITIVE_FEEDBACK = ("sea", "fraud_corruption", "staff_misconduct")
+
+
+async def feedback_figures(*, session: AsyncSession, governorates: frozenset[str] | None) -> dict[str, Any]:
+    """Feedback and community engagement: cases received, by category (the sensitive categories only as one
+    ``sensitive`` bucket), the share resolved within their service levels, active resource centres, people
+    taking part in community activities, and communities with a reconciliation activity. A case taken without a
+    place counts only in the programme-wide figures."""
+    where = _in(FeedbackCase.governorate_pcode, governorates)
+    by_category = (await session.execute(select(FeedbackCase.category, func.count()).where(where)
+                                         .group_by(FeedbackCase.category))).all()
+    buckets: dict[str, int] = {}
+    for category, n in by_category:
+        key = "sensitive" if category in SENSITIVE_FEEDBACK else category
+        buckets[key] = buckets.get(key, 0) + int(n)
+    met = (await session.execute(select(FeedbackCase.resolved_within_service_level, func.count()).where(
+        where, FeedbackCase.resolved_within_service_level.is_not(None))  # type: ignore[union-attr]
+        .group_by(FeedbackCase.resolved_within_service_level))).all()
+    resolved = sum(int(n) for _, n in met)
+    within = sum(int(n) for flag, n in met if flag)
+    centres = (await session.execute(select(func.count()).select_from(FeedbackResourceCentre).where(
+        FeedbackResourceCentre.active.is_(True),  # type: ignore[attr-defined]
+        _in(FeedbackResourceCentre.governorate_pcode, governorates)))).scalar_one()
+    in_scope = _in(CommunityActivityFact.governorate_pcode, governorates)
+    participants = (await session.execute(select(func.coalesce(func.sum(CommunityActivityFact.participants_total), 0))
+                                          .where(in_scope))).scalar_one()
+    reconciled = (await session.execute(select(func.count(func.distinct(CommunityActivityFact.community_id))).where(
+        in_scope, CommunityActivityFact.kind == "reconciliation"))).scalar_one()
+    return {
+        "feedback_received": sum(buckets.values()),
+        "feedback_received_by_category": dict(sorted(buckets.items())),
+        "share_feedback_resolved_within_service_levels": round(within / resolved, 4) if resolved else None,
+        "resource_centres_active": int(centres),
+        "community_activity_participants": int(participants),
+        "communities_with_reconciliation_activity": int(reconciled),
     }
 
 

@@ -33,6 +33,13 @@ from shared.events.beneficiaries import (
     BeneficiaryUpdated,
     CommunityCreated,
 )
+from shared.events.feedback import (
+    CommunityActivityRecorded,
+    FeedbackReceived,
+    FeedbackStatusChanged,
+    ResourceCentreCreated,
+    ResourceCentreUpdated,
+)
 from shared.events.grants import (
     DisbursementMade,
     DisbursementReversed,
@@ -185,6 +192,51 @@ class Producers:
                                     recorded_on=self.clock.date(), skill_area=e["skill_area"],
                                     governorate_pcode=e["governorate_pcode"]), enrolment)
 
+    # the feedback service: a case's and a centre's events carry their whole snapshot and version as ``revision``
+    def centre(self, community_id: str, district: str) -> str:
+        centre = self._uuid()
+        self.centres = getattr(self, "centres", {})
+        self.centres[centre] = dict(resource_centre_id=centre, revision=1, community_id=community_id,
+                                    district_pcode=district, governorate_pcode=district[:5], active=True)
+        self._emit(ResourceCentreCreated(**self.centres[centre]), centre)
+        return centre
+
+    def set_centre_active(self, centre: str, active: bool) -> None:
+        facts = self.centres[centre]
+        facts.update(revision=facts["revision"] + 1, active=active)
+        self._emit(ResourceCentreUpdated(**facts), centre)
+
+    def feedback(self, category: str, community_id: str | None, district: str | None,
+                 centre: str | None = None) -> str:
+        case = self._uuid()
+        self.cases = getattr(self, "cases", {})
+        self.cases[case] = dict(
+            feedback_id=case, revision=1, status="received", category=category, channel="hotline",
+            sensitive=category in ("sea", "fraud_corruption", "staff_misconduct"), community_id=community_id,
+            district_pcode=district, governorate_pcode=district[:5] if district else None, resource_centre_id=centre,
+            received_on=self.clock.date(), acknowledged_within_service_level=None,
+            resolved_within_service_level=None)
+        self._emit(FeedbackReceived(**self.cases[case]), case)
+        return case
+
+    def move(self, case: str, status: str, *, acknowledged: bool | None = None, resolved: bool | None = None) -> None:
+        facts = self.cases[case]
+        previous = facts["status"]
+        facts["revision"] += self.rng.randint(1, 2)  # a response bumps the version in between
+        facts.update(status=status)
+        if acknowledged is not None:
+            facts["acknowledged_within_service_level"] = acknowledged
+        facts["resolved_within_service_level"] = resolved
+        self._emit(FeedbackStatusChanged(**facts, previous_status=previous, changed_on=self.clock.date()), case)
+
+    def activity(self, kind: str, community_id: str, district: str, total: int, centre: str | None = None) -> None:
+        activity = self._uuid()
+        self._emit(CommunityActivityRecorded(
+            activity_id=activity, kind=kind, community_id=community_id, district_pcode=district,
+            governorate_pcode=district[:5], resource_centre_id=centre, held_on=self.clock.date(),
+            participants_total=total, participants_female=total // 2, participants_male=total - total // 2,
+            participants_idp=total // 3, participants_returnee=0, participants_host_community=total // 3), activity)
+
 
 def recorded_sequence() -> list[CloudEvent]:
     p = Producers(seed=20261129)
@@ -246,6 +298,29 @@ def recorded_sequence() -> list[CloudEvent]:
     p.complete(waiting)
     p.follow_up(waiting, 3, "self_employed")
     p.drop(p.enrol(g, ramadi, anbar, status="waitlisted"))
+
+    # feedback: a centre closed then reopened, another closed; cases resolved within and late, one reopened and
+    # resolved again, a sensitive one, one without a place; reconciliation twice in one community
+    hub = p.centre(old_city, mosul)
+    p.set_centre_active(hub, False)
+    p.set_centre_active(hub, True)
+    p.set_centre_active(p.centre(ramadi, anbar), False)
+    quick = p.feedback("information_request", old_city, mosul, hub)
+    p.move(quick, "acknowledged", acknowledged=True)
+    p.move(quick, "resolved", resolved=True)
+    p.move(quick, "closed", resolved=True)
+    late = p.feedback("major_dissatisfaction", ankawa, erbil)
+    p.move(late, "in_progress", acknowledged=False)
+    p.move(late, "resolved", resolved=True)
+    p.move(late, "in_progress")  # reopened
+    p.move(late, "resolved", resolved=False)
+    abuse = p.feedback("sea", ramadi, anbar)
+    p.move(abuse, "referred", acknowledged=True)
+    p.move(abuse, "resolved", resolved=True)
+    p.feedback("appreciation", None, None)
+    p.activity("reconciliation", ramadi, anbar, 40)
+    p.activity("reconciliation", ramadi, anbar, 25)
+    p.activity("dialogue", old_city, mosul, 18, hub)
     return p.events
 
 
