@@ -303,7 +303,7 @@ async def change_status(*, session: AsyncSession, outbox: Outbox, principal: Pri
     previous = case.status
     if data.status not in TRANSITIONS[previous]:
         raise Conflict(f"A {previous} case cannot become {data.status}", slug="invalid-transition",
-                       status=previous)
+                       current_status=previous)
     if data.status == "closed" and case.response_sealed is None:
         raise Conflict("Record the response to the complainant before closing the case", slug="no-response")
     if case.acknowledged_at is None:
@@ -334,7 +334,7 @@ async def respond(*, session: AsyncSession, principal: Principal, settings: Feed
     """Record (or correct) the response to the complainant, shown on the public status page."""
     case = await get_feedback(session=session, principal=principal, feedback_id=feedback_id)
     if case.status == "closed":
-        raise Conflict("The case is closed", slug="invalid-transition", status=case.status)
+        raise Conflict("The case is closed", slug="invalid-transition", current_status=case.status)
     case.response_sealed, case.responded_at, case.updated_at = seal(settings, data.response), now, now
     touch(case)
     audit(session, principal=principal, entity="feedback", entity_id=case.id, action="responded", fields=["response"])
