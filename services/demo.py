@@ -66,8 +66,10 @@ def load_demo(base_url: str) -> str:
                 resp.raise_for_status()
         approved, disbursed = _load_grants(client, people)
         completed = load_training(client, community_ids[0], list(people.values())) if people else 0
+        cases, activities = load_feedback(client, community_ids)
     return (f"demo data: {len(COMMUNITIES)} communities, {registered} people registered, "
-            f"{approved} grants approved, {disbursed} disbursed, {completed} trainings completed")
+            f"{approved} grants approved, {disbursed} disbursed, {completed} trainings completed, "
+            f"{cases} feedback cases, {activities} community activities")
 
 
 def _load_grants(client: httpx.Client, people: dict[int, str]) -> tuple[int, int]:
@@ -132,3 +134,53 @@ def load_training(client: httpx.Client, community_id: str, people: list[str]) ->
                                        "sector": "garments", "skill_area": "tailoring", "openings": 6,
                                        "period_start": "2026-11-01", "period_end": "2027-04-30"}, "opportunity-1")
     return completed
+
+
+# Feedback: (community index, channel, category, description, anonymous, steps it goes through).
+FEEDBACK = [
+    (0, "hotline", "information_request", "When does the next grant call open?", False,
+     ["acknowledged", "resolved", "closed"]),
+    (0, "suggestion_box", "minor_dissatisfaction", "The distribution queue had no shade.", True,
+     ["acknowledged", "in_progress"]),
+    (1, "in_person", "appreciation", "Thank you for repairing the school roof.", True, []),
+    (2, "whatsapp", "sea", "A report for the PSEA focal point.", True, []),
+]
+ACTIVITIES = [  # (community index, kind, held on, total, female, male, idp, returnee, host community)
+    (1, "reconciliation", "2026-10-20", 36, 14, 22, 10, 16, 10),
+    (0, "dialogue", "2026-10-27", 24, 12, 12, 6, 8, 10),
+    (2, "civic_engagement", "2026-11-03", 30, 16, 14, 5, 5, 20),
+]
+
+
+def load_feedback(client: httpx.Client, community_ids: list[str]) -> tuple[int, int]:
+    """A resource centre per community, feedback cases moving through their lifecycle (one sensitive, for the
+    PSEA focal point alone) and community activities. Returns (cases, activities)."""
+
+    def post(path: str, body: dict[str, object], key: str) -> dict[str, object]:
+        resp = client.post(path, json=body, headers={"Idempotency-Key": f"demo-{key}"})
+        resp.raise_for_status()
+        return resp.json()
+
+    centres = [str(post("/api/v1/resource-centres", {
+        "name": f"Community resource centre {i + 1}", "community_id": community, "opening_hours": "Sun-Thu 08:00-14:00",
+        "contact_channel": "hotline 80069"}, f"centre-{i}")["id"]) for i, community in enumerate(community_ids)]
+    for i, (where, channel, category, description, anonymous, steps) in enumerate(FEEDBACK):
+        case = post("/api/v1/feedback", {"channel": channel, "category": category, "description": description,
+                                         "community_id": community_ids[where], "resource_centre_id": centres[where],
+                                         "anonymous": anonymous}, f"feedback-{i}")
+        for step in steps:
+            if step == "closed":
+                post(f"/api/v1/feedback/{case['id']}/response",
+                     {"response": "The next call opens in January; the centre will announce it."}, f"response-{i}")
+            body: dict[str, object] = {"status": step}
+            if step == "closed":
+                body["satisfaction"] = "satisfied"
+            post(f"/api/v1/feedback/{case['id']}/status", body, f"feedback-{i}-{step}")
+    for i, (where, kind, held_on, total, female, male, idp, returnee, host) in enumerate(ACTIVITIES):
+        post("/api/v1/community-activities", {
+            "kind": kind, "community_id": community_ids[where], "held_on": held_on,
+            "resource_centre_id": centres[where], "facilitators": ["Al-Amal Association"],
+            "participants": {"total": total, "female": female, "male": male, "idp": idp, "returnee": returnee,
+                             "host_community": host},
+            "groups_represented": ["youth", "women", "tribal_leaders"]}, f"activity-{i}")
+    return len(FEEDBACK), len(ACTIVITIES)
