@@ -190,47 +190,48 @@ async def get_feedback_audit(feedback_id: str, session: SessionDep, principal: C
     return [AuditLine(action=r.action, actor=r.actor, fields=json.loads(r.fields), at=r.at) for r in rows]
 
 
-@feedback.post("/{feedback_id}/status", response_model=FeedbackPublic, responses={**NOT_FOUND, **CONFLICT})
+@feedback.post("/{feedback_id}/status", response_model=FeedbackSummary, responses={**NOT_FOUND, **CONFLICT})
 async def change_feedback_status(request: Request, feedback_id: str, body: StatusChange, session: SessionDep,
                                  outbox: OutboxDep, principal: CaseHandler, idem: IdempotencyDep,
                                  settings: Settings, now: Now) -> JSONResponse:
     """Move the case on: received → acknowledged → in_progress ⇄ referred → resolved → closed (resolved may
     reopen to in_progress). `referred` names `referred_to` and `referral_consent`; `closed` needs a response
-    first and takes the person's `satisfaction`. `If-Match` is optional (412 when stale)."""
-    async def work() -> FeedbackPublic:
+    first and takes the person's `satisfaction`. `If-Match` is optional (412 when stale). The answer carries no
+    text (an `Idempotency-Key` keeps it): read the case for that."""
+    async def work() -> FeedbackSummary:
         if request.headers.get("if-match") is not None:
             case = await svc.get_feedback(session=session, principal=principal, feedback_id=feedback_id)
             check_if_match(request, make_etag(case.id, case.version), required=False)
         case = await svc.change_status(session=session, outbox=outbox, principal=principal, settings=settings,
                                        now=now, feedback_id=feedback_id, data=body)
-        return svc.to_public(settings, case, now)
+        return svc.to_summary(case, now)
 
     return await idem.once(work(), lambda c: c, headers=lambda c: {"ETag": make_etag(c.id, c.version)})
 
 
-@feedback.post("/{feedback_id}/referral", response_model=FeedbackPublic, responses={**NOT_FOUND, **CONFLICT})
+@feedback.post("/{feedback_id}/referral", response_model=FeedbackSummary, responses={**NOT_FOUND, **CONFLICT})
 async def refer_feedback(feedback_id: str, body: ReferralCreate, session: SessionDep, outbox: OutboxDep,
                          principal: CaseHandler, idem: IdempotencyDep, settings: Settings, now: Now) -> JSONResponse:
     """Refer the case to another organisation or service (the same as status `referred`)."""
     change = StatusChange(status="referred", note=body.note, referred_to=body.referred_to,
                           referral_consent=body.consent)
 
-    async def work() -> FeedbackPublic:
+    async def work() -> FeedbackSummary:
         case = await svc.change_status(session=session, outbox=outbox, principal=principal, settings=settings,
                                        now=now, feedback_id=feedback_id, data=change)
-        return svc.to_public(settings, case, now)
+        return svc.to_summary(case, now)
 
     return await idem.once(work(), lambda c: c, headers=lambda c: {"ETag": make_etag(c.id, c.version)})
 
 
-@feedback.post("/{feedback_id}/response", response_model=FeedbackPublic, responses={**NOT_FOUND, **CONFLICT})
+@feedback.post("/{feedback_id}/response", response_model=FeedbackSummary, responses={**NOT_FOUND, **CONFLICT})
 async def respond_to_feedback(feedback_id: str, body: ResponseCreate, session: SessionDep, principal: CaseHandler,
                               idem: IdempotencyDep, settings: Settings, now: Now) -> JSONResponse:
     """The answer to the complainant: shown on the public status page (again replaces it; closed: 409)."""
-    async def work() -> FeedbackPublic:
+    async def work() -> FeedbackSummary:
         case = await svc.respond(session=session, principal=principal, settings=settings, now=now,
                                  feedback_id=feedback_id, data=body)
-        return svc.to_public(settings, case, now)
+        return svc.to_summary(case, now)
 
     return await idem.once(work(), lambda c: c, headers=lambda c: {"ETag": make_etag(c.id, c.version)})
 

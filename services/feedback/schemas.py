@@ -79,6 +79,10 @@ class FeedbackSummary(BaseModel):
     acknowledged_within_service_level: bool | None
     resolved_within_service_level: bool | None
     overdue: bool
+    responded_at: UtcDatetime | None
+    referred_at: UtcDatetime | None
+    referral_consent: bool | None
+    satisfaction: Satisfaction | None
     version: int
 
 
@@ -89,12 +93,12 @@ class Referral(BaseModel):
 
 
 class FeedbackPublic(FeedbackSummary):
+    """A case with its text: only ever shown to one who may read it, and each read is audited."""
+
     description: str
     contact: str | None
     response: str | None
-    responded_at: UtcDatetime | None
     referral: Referral | None
-    satisfaction: Satisfaction | None
 
 
 class StatusChange(Strict):

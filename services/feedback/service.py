@@ -157,7 +157,9 @@ def to_summary(case: Feedback, now: datetime) -> FeedbackSummary:
         acknowledge_due_at=case.acknowledge_due_at, resolve_due_at=case.resolve_due_at,
         acknowledged_at=case.acknowledged_at, resolved_at=case.resolved_at, closed_at=case.closed_at,
         acknowledged_within_service_level=acknowledged_within(case),
-        resolved_within_service_level=resolved_within(case), overdue=is_overdue(case, now), version=case.version)
+        resolved_within_service_level=resolved_within(case), overdue=is_overdue(case, now),
+        responded_at=case.responded_at, referred_at=case.referred_at, referral_consent=case.referral_consent,
+        satisfaction=case.satisfaction, version=case.version)  # type: ignore[arg-type]
 
 
 def to_public(settings: FeedbackSettings, case: Feedback, now: datetime) -> FeedbackPublic:
@@ -167,8 +169,7 @@ def to_public(settings: FeedbackSettings, case: Feedback, now: datetime) -> Feed
                             consent=bool(case.referral_consent), referred_at=case.referred_at)
     return FeedbackPublic(**to_summary(case, now).model_dump(), description=unseal(settings, case.description_sealed),
                           contact=_opened(settings, case.contact_sealed),
-                          response=_opened(settings, case.response_sealed), responded_at=case.responded_at,
-                          referral=referral, satisfaction=case.satisfaction)  # type: ignore[arg-type]
+                          response=_opened(settings, case.response_sealed), referral=referral)
 
 
 def _snapshot(case: Feedback) -> dict[str, Any]:

@@ -229,11 +229,13 @@ async def test_lifecycle_referral_response_and_closing_the_loop(platform: Platfo
     assert (await platform.move(case["id"], "acknowledged", note="Called back")).status_code == 200
     assert_problem(await platform.move(case["id"], "acknowledged"), 409)
     platform.clock.advance(days=1)
-    referred = await client.post(f"{url}/referral", headers=cfm, json={
+    referred = await client.post(f"{url}/referral", headers={**cfm, "Idempotency-Key": "refer-1"}, json={
         "referred_to": "Directorate of Water, Mosul", "consent": True, "note": "Pump part needed"})
     assert referred.status_code == 200, referred.text
-    assert referred.json()["referral"] == {"referred_to": "Directorate of Water, Mosul", "consent": True,
-                                           "referred_at": "2026-11-03T11:00:00Z"}
+    assert (referred.json()["status"], referred.json()["referral_consent"]) == ("referred", True)
+    assert "Directorate" not in referred.text  # an action's answer has no text (it is kept under the key)
+    assert (await client.get(url, headers=cfm)).json()["referral"] == {
+        "referred_to": "Directorate of Water, Mosul", "consent": True, "referred_at": "2026-11-03T11:00:00Z"}
     assert (await platform.move(case["id"], "resolved")).status_code == 200
     no_response = assert_problem(await platform.move(case["id"], "closed", satisfaction="satisfied"), 409)
     assert no_response["type"] == "urn:crp:problem:no-response"
