@@ -14,7 +14,12 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.infrastructure.models import AssessmentPriority, CommunityAssessment, InfrastructureProject, ProjectProgress
+from services.infrastructure.models import (
+    AssessmentPriority,
+    CommunityAssessment,
+    InfrastructureProject,
+    ProjectProgress,
+)
 from services.infrastructure.schemas import (
     AssessmentCompletion,
     AssessmentCreate,
