@@ -12,6 +12,7 @@ from sqlalchemy import update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.indicators.grants import GRANT_HANDLERS
+from services.indicators.infrastructure import INFRASTRUCTURE_HANDLERS
 from services.indicators.models import CommunityRef, Person
 from services.indicators.training import TRAINING_HANDLERS
 from shared.consumer import Handler
@@ -102,5 +103,6 @@ HANDLERS: dict[str, Handler] = {
     BeneficiaryConsentWithdrawn.event_type(): on_consent_withdrawn,
     **TRAINING_HANDLERS,
     **GRANT_HANDLERS,
+    **INFRASTRUCTURE_HANDLERS,
 }
 
