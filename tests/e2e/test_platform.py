@@ -173,7 +173,7 @@ def test_gateway_guards_and_contract(platform: RunningPlatform) -> None:
 
 
 def test_demo_data_loads_through_the_gateway(platform: RunningPlatform) -> None:
-    from services.demo import COMMUNITIES, GRANTS, PEOPLE, load_demo
+    from services.demo import COMMUNITIES, GRANTS, PEOPLE, PROJECTS, load_demo
 
     headers = auth("me_officer")
 
@@ -184,12 +184,17 @@ def test_demo_data_loads_through_the_gateway(platform: RunningPlatform) -> None:
     message = load_demo(platform.url)
     paid = {person for person, *_, tranches in GRANTS if tranches}
     trained = {0, 1, 2}  # the demo course: the first four people enrol, the fourth stays below the threshold
+    completed = [body for *_, body, steps in PROJECTS if "completed" in {status for status, *_ in steps}]
     assert message == (f"demo data: {len(COMMUNITIES)} communities, {len(PEOPLE)} people registered, "
-                       f"{len(GRANTS)} grants approved, {len(paid)} disbursed, {len(trained)} trainings completed")
+                       f"{len(GRANTS)} grants approved, {len(paid)} disbursed, {len(trained)} trainings completed, "
+                       f"{len(completed)} infrastructure projects completed")
     expected = {"beneficiaries_registered": before["beneficiaries_registered"] + len(PEOPLE),
                 "individuals_directly_assisted": before["individuals_directly_assisted"] + len(paid | trained),
                 "grants_disbursed": before["grants_disbursed"] + len(paid),
-                "trainings_completed": before["trainings_completed"] + len(trained)}
+                "trainings_completed": before["trainings_completed"] + len(trained),
+                "projects_completed": before["projects_completed"] + len(completed),
+                "individuals_benefiting_from_infrastructure": before["individuals_benefiting_from_infrastructure"]
+                + sum(body["catchment_population"] for body in completed)}
     wait_for(lambda: {k: summary()[k] for k in expected} == expected)
     assert load_demo(platform.url) == message  # loading again replays (Idempotency-Key), adds nobody
     time.sleep(0.5)  # a second copy of any event would have been counted by now
