@@ -9,9 +9,11 @@ import json
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from services.infrastructure.models import CommunityAssessment, InfrastructureProject
 from services.infrastructure.service import TRANSITIONS
+from shared.audit import AuditEntry
 from tests.beneficiaries.test_api import assert_problem
 from tests.infrastructure.conftest import ASSESSMENT, Platform
 
@@ -284,6 +286,13 @@ async def test_lifecycle_dates_handover_cancellation_and_events(platform: Platfo
     text = json.dumps(await platform.events())
     for private in PRIVATE_TEXT:
         assert private not in text, private
+    # audited: who did what, field names only
+    async with platform.app.state.sessionmaker() as session:
+        entries = (await session.execute(select(AuditEntry).where(AuditEntry.entity_id == project)
+                                         .order_by(AuditEntry.id))).scalars().all()  # type: ignore[arg-type]
+    assert [e.action for e in entries] == ["created", "in_progress", "completed", "handed_over"]
+    assert json.loads(entries[-1].fields) == ["authority", "on", "status"] and entries[-1].actor == "tester"
+    assert "Governorate water directorate" not in json.dumps([e.fields for e in entries])
 
 
 async def test_a_transition_replayed_with_its_idempotency_key_happens_once(platform: Platform) -> None:
