@@ -8,7 +8,9 @@ import itertools
 import json
 from typing import Any
 
+import geojson
 import httpx
+import pytest
 from sqlalchemy import select
 
 from services.infrastructure.models import CommunityAssessment, InfrastructureProject
@@ -378,6 +380,8 @@ async def test_lists_filter_like_the_portal_and_respect_scope(platform: Platform
 def _assert_rfc7946_feature_collection(doc: dict[str, Any]) -> None:
     """The parts of RFC 7946 a map client relies on: a FeatureCollection of Features, each with a Point geometry
     whose position is [longitude, latitude] in range, a string or number id, and an object of properties."""
+    parsed = geojson.loads(json.dumps(doc))  # an independent reading of RFC 7946
+    assert isinstance(parsed, geojson.FeatureCollection) and parsed.is_valid, parsed.errors()
     assert set(doc) == {"type", "features"} and doc["type"] == "FeatureCollection"
     assert isinstance(doc["features"], list)
     for feature in doc["features"]:
@@ -390,6 +394,19 @@ def _assert_rfc7946_feature_collection(doc: dict[str, Any]) -> None:
         lon, lat = position
         assert all(isinstance(v, int | float) and not isinstance(v, bool) for v in position)
         assert -180 <= lon <= 180 and -90 <= lat <= 90
+
+
+def test_the_geojson_check_refuses_invalid_documents() -> None:
+    """The validity check above can fail: a short position, a latitude out of range, a missing id, a Polygon."""
+    good = {"type": "Feature", "id": "p", "geometry": {"type": "Point", "coordinates": [43.13, 36.34]},
+            "properties": {}}
+    _assert_rfc7946_feature_collection({"type": "FeatureCollection", "features": [good]})
+    for bad in ({**good, "geometry": {"type": "Point", "coordinates": [43.13]}},
+                {**good, "geometry": {"type": "Point", "coordinates": [43.13, 136.34]}},
+                {k: v for k, v in good.items() if k != "id"},
+                {**good, "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [0, 1], [0, 0]]]}}):
+        with pytest.raises(AssertionError):
+            _assert_rfc7946_feature_collection({"type": "FeatureCollection", "features": [bad]})
 
 
 async def test_geojson_feature_collection_for_map_views(platform: Platform) -> None:
