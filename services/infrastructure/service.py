@@ -201,6 +201,8 @@ async def _answered_priority(session: AsyncSession, data: ProjectCreate, communi
         raise _field_error(["assessment_priority_id"], "not a priority of an assessment of this community")
     if assessment.status != "completed":
         raise _field_error(["assessment_priority_id"], "the assessment is not completed yet")
+    if priority.sector != data.sector:
+        raise _field_error(["sector"], f"the answered priority is a {priority.sector} need")
     risk_ids = {r["id"] for r in assessment.conflict_sensitivity.get("risks", [])}
     unknown = [i for i, risk in enumerate(data.risks_to_mitigate) if risk not in risk_ids]
     if unknown:

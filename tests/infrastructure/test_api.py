@@ -152,8 +152,12 @@ async def test_a_project_answers_an_assessed_priority_or_is_justified(platform: 
         body = assert_problem(await client.post(PROJECTS, json={**base, "assessment_priority_id": priority},
                                                 headers=manager), 422)
         assert body["errors"] == [{"loc": ["body", "assessment_priority_id"], "msg": msg}]
+    mismatch = assert_problem(await client.post(PROJECTS, json={**base, "assessment_priority_id": water},
+                                                headers=manager), 422)  # a health project for a water need
+    assert mismatch["errors"] == [{"loc": ["body", "sector"], "msg": "the answered priority is a water need"}]
     unknown_risk = assert_problem(await client.post(PROJECTS, json={
-        **base, "assessment_priority_id": water, "risks_to_mitigate": [risks[0], UNKNOWN]}, headers=manager), 422)
+        **base, "sector": "water", "assessment_priority_id": water, "risks_to_mitigate": [risks[0], UNKNOWN]},
+        headers=manager), 422)
     assert unknown_risk["errors"] == [{"loc": ["body", "risks_to_mitigate", 1],
                                        "msg": "not a risk of the answered assessment"}]
     assert_problem(await client.post(PROJECTS, json={**base, "justification": "why", "risks_to_mitigate": risks},
@@ -338,6 +342,7 @@ async def test_progress_updates_are_kept_as_history(platform: Platform) -> None:
     assert_problem(await client.get(url, headers=platform.token("viewer", governorates=("IQG01",))), 404)
     assert_problem(await client.post(f"{PROJECTS}/{UNKNOWN}/progress", json=body,
                                      headers=platform.token("me_officer")), 404)
+    assert_problem(await client.get(f"{PROJECTS}/{UNKNOWN}/progress", headers=platform.token("viewer")), 404)
     await platform.status(project, "completed", on="2026-11-01")
     assert_problem(await client.post(url, json=body, headers=platform.token("me_officer")), 409)  # finished
     events = [e["data"] for e in await platform.events(".project.progress_recorded.v1")]
