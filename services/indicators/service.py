@@ -140,7 +140,6 @@ async def grant_figures(*, session: AsyncSession, governorates: frozenset[str] |
     }
 
 
-
 async def infrastructure_figures(*, session: AsyncSession, governorates: frozenset[str] | None) -> dict[str, Any]:
     """Infrastructure, scoped by the project's (or assessment's) governorate: projects that reached ``completed``
     (handed over included), in all and per sector; communities with a completed participatory assessment; and an
@@ -165,6 +164,7 @@ async def infrastructure_figures(*, session: AsyncSession, governorates: frozens
         "communities_with_completed_assessment": int(assessed),
         "individuals_benefiting_from_infrastructure_estimate": int(estimate),
     }
+
 
 # Everything a rebuild replaces: the projection and the consumer's own tables.
 REBUILT_TABLES: tuple[type[SQLModel], ...] = (*PROJECTION_TABLES, *CONSUMER_TABLES)
