@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import httpx
 
@@ -67,9 +68,11 @@ def load_demo(base_url: str) -> str:
         approved, disbursed = _load_grants(client, people)
         completed = load_training(client, community_ids[0], list(people.values())) if people else 0
         cases, activities = load_feedback(client, community_ids)
+        projects_completed = load_infrastructure(client, community_ids)
     return (f"demo data: {len(COMMUNITIES)} communities, {registered} people registered, "
             f"{approved} grants approved, {disbursed} disbursed, {completed} trainings completed, "
-            f"{cases} feedback cases, {activities} community activities")
+            f"{cases} feedback cases, {activities} community activities, "
+            f"{projects_completed} infrastructure projects completed")
 
 
 def _load_grants(client: httpx.Client, people: dict[int, str]) -> tuple[int, int]:
@@ -184,3 +187,72 @@ def load_feedback(client: httpx.Client, community_ids: list[str]) -> tuple[int, 
                              "host_community": host},
             "groups_represented": ["youth", "women", "tribal_leaders"]}, f"activity-{i}")
     return len(FEEDBACK), len(ACTIVITIES)
+# Community assessments (index into COMMUNITIES) and the projects that answer them.
+ASSESSMENTS = [
+    (0, {"assessed_on": "2026-06-10", "local_authority": "Al-Mosul municipality",
+         "participants": {"female": 18, "male": 21, "idp": 6, "returnee": 20, "host_community": 13},
+         "priorities": [{"sector": "water", "need": "The old city network loses most of its water"},
+                        {"sector": "education", "need": "Two primary schools still have war damage"}],
+         "contributions": [{"kind": "labour", "description": "Volunteer labour for trench digging"}],
+         "conflict_sensitivity": {
+             "groups_present": ["returnee families", "host families", "displaced families"],
+             "dividers": ["Returnees and hosts dispute who is served first"],
+             "connectors": ["The market traders' association"],
+             "risks": [{"description": "Works crews hired from one group only",
+                        "mitigation": "Mixed crews chosen with the community committee"}]}}),
+    (2, {"assessed_on": "2026-05-20", "local_authority": "Al-Ramadi district council",
+         "participants": {"female": 11, "male": 15, "idp": 4, "returnee": 12, "host_community": 10},
+         "priorities": [{"sector": "roads", "need": "The road to the market floods every winter"}],
+         "contributions": [{"kind": "land", "description": "Land for the drainage channel"}]}),
+]
+PROJECTS = [  # (assessment index or None, community index, body, transitions)
+    (0, 0, {"title": "Old city water network rehabilitation", "sector": "water", "catchment_population": 12500,
+            "catchment": {"female": 6300, "male": 6200, "idp": 1500, "returnee": 7000, "host_community": 4000},
+            "budget": "185000.00", "currency": "USD", "contractor": "Nineveh Water Works",
+            "latitude": 36.3406, "longitude": 43.1300},
+     [("in_progress", "2026-07-01", {}), ("completed", "2026-10-15", {}),
+      ("handed_over", "2026-10-30", {"authority": "Ninewa water directorate"})]),
+    (1, 2, {"title": "Market road drainage", "sector": "roads", "catchment_population": 8000,
+            "latitude": 33.4258, "longitude": 43.2992},
+     [("in_progress", "2026-07-15", {}), ("completed", "2026-11-10", {})]),
+    (None, 1, {"title": "Sinjar health centre solar power", "sector": "health", "catchment_population": 4500,
+               "justification": "The health directorate's emergency request after the grid failed",
+               "latitude": 36.3209, "longitude": 41.8764},
+     [("in_progress", "2026-09-01", {})]),
+]
+
+
+def load_infrastructure(client: httpx.Client, community_ids: list[str]) -> int:
+    """Completed community assessments, projects answering their priorities (one justified outside them), their
+    lifecycle to completion and handover, and progress on the one still running. Returns projects completed."""
+
+    def post(path: str, body: dict[str, Any], key: str) -> dict[str, Any]:
+        resp = client.post(path, json=body, headers={"Idempotency-Key": f"demo-infra-{key}"})
+        resp.raise_for_status()
+        return resp.json()
+
+    assessments = []
+    for i, (community, body) in enumerate(ASSESSMENTS):
+        draft = post("/api/v1/community-assessments", {**body, "community_id": community_ids[community]},
+                     f"assessment-{i}")
+        assessments.append(post(f"/api/v1/community-assessments/{draft['id']}/completion",
+                                {"completed_on": body["assessed_on"]}, f"assessment-{i}-completion"))
+    completed = 0
+    for i, (assessment, community, body, transitions) in enumerate(PROJECTS):
+        answered: dict[str, Any] = {}
+        if assessment is not None:
+            chosen = assessments[assessment]
+            priority = next(p for p in chosen["priorities"] if p["sector"] == body["sector"])
+            risks = [r["id"] for r in (chosen["conflict_sensitivity"] or {}).get("risks", [])]
+            answered = {"assessment_priority_id": priority["id"], "risks_to_mitigate": risks}
+        project = post("/api/v1/infrastructure-projects",
+                       {**body, **answered, "community_id": community_ids[community]}, f"project-{i}")
+        for status, on, extra in transitions:
+            post(f"/api/v1/infrastructure-projects/{project['id']}/status", {"status": status, "on": on, **extra},
+                 f"project-{i}-{status}")
+            completed += status == "completed"
+        if transitions[-1][0] == "in_progress":
+            post(f"/api/v1/infrastructure-projects/{project['id']}/progress",
+                 {"percent": 45, "reported_on": "2026-11-01", "note": "Panels installed, inverter awaited"},
+                 f"project-{i}-progress")
+    return completed

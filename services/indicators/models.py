@@ -53,12 +53,45 @@ class Assistance(SQLModel, table=True):
 
 
 class InfrastructureProject(SQLModel, table=True):
+    """An infrastructure project's reportable state: the newest ``revision`` of its snapshots (every project event
+    carries the whole snapshot), so any arrival order gives the same row. ``completed_on`` is set once it reached
+    ``completed`` (a handover keeps it)."""
+
     __tablename__ = "infrastructure_projects"
 
     project_id: str = Field(primary_key=True, max_length=36)
-    community_id: str = Field(max_length=36)
+    community_id: str = Field(max_length=36, index=True)
     catchment_population: int = 0
     completed_on: date | None = None
+    revision: int = 0
+    status: str = Field(default="planned", max_length=16)
+    sector: str = Field(default="other", max_length=16)
+    district_pcode: str | None = Field(default=None, max_length=16)
+    governorate_pcode: str | None = Field(default=None, max_length=16, index=True)
+    answers_priority: bool = False
+    catchment_female: int | None = None
+    catchment_male: int | None = None
+    catchment_idp: int | None = None
+    catchment_returnee: int | None = None
+    catchment_host_community: int | None = None
+    progress_percent: int = 0
+    started_on: date | None = None
+    handed_over_on: date | None = None
+    cancelled_on: date | None = None
+
+
+class InfrastructureAssessment(SQLModel, table=True):
+    """A completed participatory community assessment (counts only)."""
+
+    __tablename__ = "infrastructure_assessments"
+
+    assessment_id: str = Field(primary_key=True, max_length=36)
+    community_id: str = Field(max_length=36, index=True)
+    district_pcode: str = Field(max_length=16)
+    governorate_pcode: str = Field(max_length=16, index=True)
+    completed_on: date
+    participants_female: int
+    participants_male: int
 
 
 class GrantApplication(SQLModel, table=True):
@@ -193,5 +226,5 @@ class CommunityActivityFact(SQLModel, table=True):
 
 PROJECTION_TABLES: tuple[type[SQLModel], ...] = (Person, CommunityRef, Assistance, InfrastructureProject,
                                                  GrantApplication, GrantDisbursement, GrantMonitoring,
-                                                 TrainingEnrolment, TrainingFollowUp, FeedbackCase,
-                                                 FeedbackResourceCentre, CommunityActivityFact)
+                                                 TrainingEnrolment, TrainingFollowUp, InfrastructureAssessment,
+                                                 FeedbackCase, FeedbackResourceCentre, CommunityActivityFact)

@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.indicators.feedback import FEEDBACK_HANDLERS
 from services.indicators.grants import GRANT_HANDLERS
+from services.indicators.infrastructure import INFRASTRUCTURE_HANDLERS
 from services.indicators.models import CommunityRef, Person
 from services.indicators.training import TRAINING_HANDLERS
 from shared.consumer import Handler
@@ -104,5 +105,6 @@ HANDLERS: dict[str, Handler] = {
     **TRAINING_HANDLERS,
     **GRANT_HANDLERS,
     **FEEDBACK_HANDLERS,
+    **INFRASTRUCTURE_HANDLERS,
 }
 

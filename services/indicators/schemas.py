@@ -41,6 +41,16 @@ class Summary(BaseModel):
                                "engagement, awareness); a person attending two counts twice.")
     communities_with_reconciliation_activity: int = Field(
         default=0, description="Distinct communities with at least one community-led reconciliation activity.")
+    projects_completed: int = Field(
+        default=0, description="Infrastructure projects that reached `completed` (handed over included).")
+    projects_completed_by_sector: dict[str, int] = Field(
+        default_factory=dict, description="Completed infrastructure projects per sector: {\"water\": 3}.")
+    communities_with_completed_assessment: int = Field(
+        default=0, description="Distinct communities with a completed participatory community assessment.")
+    individuals_benefiting_from_infrastructure_estimate: int = Field(
+        default=0, description="An estimate of the distinct people benefiting from infrastructure: overlapping "
+                               "catchments are not added up (each community counts its largest completed catchment "
+                               "once). A lower bound beside the plain sum.")
     as_of: UtcDatetime = Field(description="When the newest event behind these figures was applied.")
 
 

@@ -23,6 +23,7 @@ from services.indicators.models import (
     GrantApplication,
     GrantDisbursement,
     GrantMonitoring,
+    InfrastructureAssessment,
     InfrastructureProject,
     Person,
     TrainingEnrolment,
@@ -81,6 +82,7 @@ async def summary(*, session: AsyncSession, governorates: frozenset[str] | None)
     return {
         **await grant_figures(session=session, governorates=governorates),
         **await feedback_figures(session=session, governorates=governorates),
+        **await infrastructure_figures(session=session, governorates=governorates),
         "individuals_directly_assisted": int(directly_assisted),
         "individuals_benefiting_from_infrastructure": int(infrastructure),
         "communities_reached": int(communities),
@@ -177,6 +179,32 @@ async def feedback_figures(*, session: AsyncSession, governorates: frozenset[str
         "resource_centres_active": int(centres),
         "community_activity_participants": int(participants),
         "communities_with_reconciliation_activity": int(reconciled),
+    }
+
+
+async def infrastructure_figures(*, session: AsyncSession, governorates: frozenset[str] | None) -> dict[str, Any]:
+    """Infrastructure, scoped by the project's (or assessment's) governorate: projects that reached ``completed``
+    (handed over included), in all and per sector; communities with a completed participatory assessment; and an
+    estimate of the distinct people benefiting, which does not add up overlapping catchments: projects in one
+    community largely serve the same residents (the rehabilitated school and the water network), so each
+    community contributes its largest completed catchment once. It is a lower-bound estimate beside the contract's
+    ``individuals_benefiting_from_infrastructure`` (the plain sum)."""
+    completed = (InfrastructureProject.completed_on.is_not(None),  # type: ignore[union-attr]
+                 _in(InfrastructureProject.governorate_pcode, governorates))
+    by_sector = dict((await session.execute(
+        select(InfrastructureProject.sector, func.count()).where(*completed)
+        .group_by(InfrastructureProject.sector))).all())
+    largest = (select(func.max(InfrastructureProject.catchment_population).label("catchment")).where(*completed)
+               .group_by(InfrastructureProject.community_id).subquery())
+    estimate = (await session.execute(select(func.coalesce(func.sum(largest.c.catchment), 0)))).scalar_one()
+    assessed = (await session.execute(
+        select(func.count(func.distinct(InfrastructureAssessment.community_id)))
+        .where(_in(InfrastructureAssessment.governorate_pcode, governorates)))).scalar_one()
+    return {
+        "projects_completed": int(sum(by_sector.values())),
+        "projects_completed_by_sector": {sector: int(n) for sector, n in sorted(by_sector.items())},
+        "communities_with_completed_assessment": int(assessed),
+        "individuals_benefiting_from_infrastructure_estimate": int(estimate),
     }
 
 

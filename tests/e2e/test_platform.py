@@ -173,7 +173,7 @@ def test_gateway_guards_and_contract(platform: RunningPlatform) -> None:
 
 
 def test_demo_data_loads_through_the_gateway(platform: RunningPlatform) -> None:
-    from services.demo import ACTIVITIES, COMMUNITIES, FEEDBACK, GRANTS, PEOPLE, load_demo
+    from services.demo import ACTIVITIES, COMMUNITIES, FEEDBACK, GRANTS, PEOPLE, PROJECTS, load_demo
 
     headers = auth("me_officer")
 
@@ -184,9 +184,11 @@ def test_demo_data_loads_through_the_gateway(platform: RunningPlatform) -> None:
     message = load_demo(platform.url)
     paid = {person for person, *_, tranches in GRANTS if tranches}
     trained = {0, 1, 2}  # the demo course: the first four people enrol, the fourth stays below the threshold
+    completed = [body for *_, body, steps in PROJECTS if "completed" in {status for status, *_ in steps}]
     assert message == (f"demo data: {len(COMMUNITIES)} communities, {len(PEOPLE)} people registered, "
                        f"{len(GRANTS)} grants approved, {len(paid)} disbursed, {len(trained)} trainings completed, "
-                       f"{len(FEEDBACK)} feedback cases, {len(ACTIVITIES)} community activities")
+                       f"{len(FEEDBACK)} feedback cases, {len(ACTIVITIES)} community activities, "
+                       f"{len(completed)} infrastructure projects completed")
     expected = {"beneficiaries_registered": before["beneficiaries_registered"] + len(PEOPLE),
                 "individuals_directly_assisted": before["individuals_directly_assisted"] + len(paid | trained),
                 "grants_disbursed": before["grants_disbursed"] + len(paid),
@@ -194,7 +196,10 @@ def test_demo_data_loads_through_the_gateway(platform: RunningPlatform) -> None:
                 "feedback_received": before["feedback_received"] + len(FEEDBACK),
                 "resource_centres_active": before["resource_centres_active"] + len(COMMUNITIES),
                 "community_activity_participants": before["community_activity_participants"]
-                + sum(a[3] for a in ACTIVITIES)}
+                + sum(a[3] for a in ACTIVITIES),
+                "projects_completed": before["projects_completed"] + len(completed),
+                "individuals_benefiting_from_infrastructure": before["individuals_benefiting_from_infrastructure"]
+                + sum(body["catchment_population"] for body in completed)}
     wait_for(lambda: {k: summary()[k] for k in expected} == expected)
     assert load_demo(platform.url) == message  # loading again replays (Idempotency-Key), adds nobody
     time.sleep(0.5)  # a second copy of any event would have been counted by now

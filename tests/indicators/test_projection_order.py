@@ -49,6 +49,13 @@ from shared.events.grants import (
     GrantSubmitted,
     MonitoringRecorded,
 )
+from shared.events.infrastructure import (
+    AssessmentCompleted,
+    ProjectCreated,
+    ProjectHandedOver,
+    ProjectProgressRecorded,
+    ProjectStatusChanged,
+)
 from shared.events.training import (
     EnrolmentCompleted,
     EnrolmentCreated,
@@ -236,6 +243,41 @@ class Producers:
             governorate_pcode=district[:5], resource_centre_id=centre, held_on=self.clock.date(),
             participants_total=total, participants_female=total // 2, participants_male=total - total // 2,
             participants_idp=total // 3, participants_returnee=0, participants_host_community=total // 3), activity)
+    # the infrastructure service: every project event is a whole snapshot with the project's version
+    def assess(self, community_id: str, district: str) -> None:
+        self._emit(AssessmentCompleted(
+            assessment_id=self._uuid(), community_id=community_id, district_pcode=district,
+            governorate_pcode=district[:5], assessed_on=self.clock.date(), completed_on=self.clock.date(),
+            participants_female=12, participants_male=15, participants_idp=5, participants_returnee=8,
+            participants_host_community=14, local_authority_participated=True, priority_sectors=["water", "roads"],
+            risks_identified=2), community_id)
+
+    def plan_project(self, community_id: str, district: str, sector: str, catchment: int) -> str:
+        project = self._uuid()
+        self.version[project] = 1
+        self.snapshot[project] = dict(
+            project_id=project, status="planned", sector=sector, community_id=community_id, district_pcode=district,
+            governorate_pcode=district[:5], answers_priority=sector != "education", catchment_population=catchment,
+            catchment_female=catchment // 2, catchment_idp=catchment // 4, progress_percent=0,
+            planned_start=self.clock.date())
+        self._emit(ProjectCreated(**self.snapshot[project], revision=1), project)
+        return project
+
+    def move_project(self, project: str, status: str) -> None:
+        snap, previous = self.snapshot[project], self.snapshot[project]["status"]
+        self.version[project] += 1
+        on = self.clock.date()
+        snap["status"] = status
+        snap.update({"in_progress": {"started_on": on}, "completed": {"completed_on": on, "progress_percent": 100},
+                     "handed_over": {"handed_over_on": on}, "cancelled": {"cancelled_on": on}}[status])
+        event = ProjectHandedOver if status == "handed_over" else ProjectStatusChanged
+        self._emit(event(**snap, revision=self.version[project], previous_status=previous, changed_on=on), project)
+
+    def report_progress(self, project: str, percent: int) -> None:
+        self.version[project] += 1
+        self.snapshot[project]["progress_percent"] = percent
+        self._emit(ProjectProgressRecorded(**self.snapshot[project], revision=self.version[project],
+                                           progress_id=self._uuid(), reported_on=self.clock.date()), project)
 
 
 def recorded_sequence() -> list[CloudEvent]:
@@ -321,6 +363,25 @@ def recorded_sequence() -> list[CloudEvent]:
     p.activity("reconciliation", ramadi, anbar, 40)
     p.activity("reconciliation", ramadi, anbar, 25)
     p.activity("dialogue", old_city, mosul, 18, hub)
+    # infrastructure: an assessed community with a project handed over and another cancelled; a project completed
+    # (not handed over) elsewhere; one still in progress
+    p.assess(old_city, mosul)
+    network = p.plan_project(old_city, mosul, "water", 1200)
+    p.move_project(network, "in_progress")
+    p.report_progress(network, 30)
+    p.report_progress(network, 70)
+    p.move_project(network, "completed")
+    p.move_project(network, "handed_over")
+    school = p.plan_project(old_city, mosul, "education", 400)
+    p.move_project(school, "in_progress")
+    p.move_project(school, "cancelled")
+    road = p.plan_project(ramadi, anbar, "roads", 5000)
+    p.move_project(road, "in_progress")
+    p.move_project(road, "completed")
+    clinic = p.plan_project(ankawa, erbil, "health", 800)
+    p.move_project(clinic, "in_progress")
+    p.report_progress(clinic, 10)
+    p.assess(ramadi, anbar)
     return p.events
 
 
@@ -383,6 +444,12 @@ async def test_projection_is_the_same_in_any_arrival_order_with_duplicates(env: 
         assert sum(d["reversed"] for d in expected["grant_disbursements"]) == 2
         assert sorted(g["status"] for g in expected["grant_applications"]) == [
             "approved", "approved", "approved", "cancelled", "rejected", "withdrawn"]
+        projects = {p["sector"]: p for p in expected["infrastructure_projects"]}
+        assert {s: p["status"] for s, p in projects.items()} == {
+            "water": "handed_over", "education": "cancelled", "roads": "completed", "health": "in_progress"}
+        assert projects["water"]["completed_on"] and projects["water"]["progress_percent"] == 100
+        assert projects["health"]["progress_percent"] == 10 and projects["health"]["completed_on"] is None
+        assert len(expected["infrastructure_assessments"]) == 2
         rng = random.Random(4242)
         for run in range(SHUFFLES[env.backend]):
             order = _shuffled_with_duplicates(rng)

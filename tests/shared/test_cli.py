@@ -44,7 +44,7 @@ def test_token_refuses_unknown_roles_and_governorates() -> None:
 def test_migrate_creates_each_service_database(tmp_path: Path) -> None:
     result = crp("migrate", env={"CRP_DATA_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
-    tables = {"beneficiaries": "beneficiaries", "grants": "grants", "training": "courses",
+    tables = {"beneficiaries": "beneficiaries", "grants": "grants", "training": "courses", "infrastructure": "projects",
               "indicators": "persons"}
     for service, table in tables.items():
         if service not in catalog.built():

@@ -1,14 +1,14 @@
 """Feedback projections: cases (no text), resource centres, community activities.
 
 Revision ID: 0004_feedback
-Revises: 0003_training
+Revises: 0004_infrastructure
 Create Date: 2026-11-29
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_feedback"
-down_revision = "0003_training"
+down_revision = "0004_infrastructure"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,5 @@
+from shared.settings import CommonSettings
+
+
+class InfrastructureSettings(CommonSettings):
+    service_name: str = "infrastructure"
