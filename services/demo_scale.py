@@ -2,7 +2,8 @@
 
 "More than 41,000 Iraqis directly assisted, 498,142 benefited from infrastructure rehabilitation, more than
 280 communities reached" (the programme's own page). ``seed`` loads 41,200 people directly assisted (a
-completed vocational training for most, a disbursed small-business grant for one in twelve), in 284
+disbursed small-business grant for most, a completed vocational training for one in twelve: the training
+service queues enrolments on the course row, which makes it the slowest path), in 284
 communities spread over the districts of nine governorates where the programme works, and completed
 infrastructure projects whose catchment populations add up to 498,142. Smaller scales keep the proportions.
 
@@ -34,7 +35,7 @@ SEED_PEOPLE = 41_200
 SEED_INFRASTRUCTURE = 498_142
 SEED_COMMUNITIES = 284
 SEED_PROJECTS = 140
-GRANT_EVERY = 12  # one person in twelve is assisted with a grant, the others with a training
+TRAIN_EVERY = 12  # one person in twelve completes a vocational training, the others receive a grant
 SCALES = {"seed": 1.0, "small": 0.01, "tiny": 0.002}
 
 # Governorates with significant populations of IDPs and returnees, where the programme works.
@@ -180,7 +181,7 @@ class Loader:
                 "community_id": communities[community], "confirm_not_duplicate": True,
                 "consent": {"given": True, "obtained_on": "2026-01-10"}})
             person_id = person.json()["id"]
-            if i % GRANT_EVERY == 0:
+            if i % TRAIN_EVERY != 0:
                 grant = await self.post(client, worker, f"grant-{i}", "/api/v1/grants", {
                     "beneficiary_id": person_id, "business_name": "Small business", "sector": "retail",
                     "amount_requested": "1500.00", "currency": "USD"})

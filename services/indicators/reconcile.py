@@ -132,7 +132,7 @@ SOURCES: tuple[Source, ...] = (
 # Figures that need several sources: compared only when all of them were read.
 COMBINED: dict[str, tuple[str, ...]] = {
     "individuals_directly_assisted": ("beneficiaries", "grants", "training"),
-    "communities_reached": ("beneficiaries", "grants", "training", "infrastructure"),
+    "communities_reached": ("beneficiaries", "grants", "training", "infrastructure"),  # infrastructure if present
 }
 
 
@@ -163,7 +163,8 @@ def recompute(client: httpx.Client) -> tuple[dict[str, Any], dict[str, str]]:
     if {"beneficiaries", "grants", "training"} <= read:
         figures["individuals_directly_assisted"] = len(survivors)
     communities = {facts.people[p][0] for p in survivors if p in facts.people and facts.people[p][0]}
-    if set(COMBINED["communities_reached"]) <= read:
+    if set(COMBINED["communities_reached"]) - {"infrastructure"} <= read:
+        # Without the infrastructure service no project can have completed: the residents' communities only.
         figures["communities_reached"] = len(communities | facts.reached_communities)
     for figure, services in COMBINED.items():
         if figure not in figures:
