@@ -218,6 +218,9 @@ def test_reconcile_finds_no_difference_then_reports_a_tampered_projection(platfo
                    "trainings_completed", "communities_reached", "grant_amounts_disbursed"):
         assert re.search(rf"^{figure}\s+\S", clean.stdout, re.M), figure
     assert "DIFFERENT" not in clean.stdout
+    if "infrastructure" not in built():  # plugged in, skipped while absent
+        assert re.search(r"^individuals_benefiting_from_infrastructure\s+not compared: the infrastructure service "
+                         r"is not available", clean.stdout, re.M)
 
     # Tamper with the projection: one person's assistance disappears from the indicators' own database.
     db = sqlite3.connect(platform.data_dir / "indicators.db", isolation_level=None)
