@@ -173,13 +173,14 @@ def test_dashboard_is_served_with_its_own_policy(platform: RunningPlatform) -> N
 
 
 def _assisted_through_the_gateway(platform: RunningPlatform) -> None:
-    """Register two people; one gets a grant disbursed, the other completes a training."""
+    """Register three people; one gets a grant disbursed, the others complete a training; the third turns out to
+    be the first registered again and is merged into them (two people directly assisted, not three)."""
     today = time.strftime("%Y-%m-%d", time.gmtime())
     with httpx.Client(base_url=platform.url, headers=auth("programme_manager"), timeout=10) as client:
         community = client.post("/api/v1/communities", json={"name": "Hammam al-Alil", "district_pcode": "IQG15Q05"})
         assert community.status_code == 201, community.text
         people = []
-        for first, sex in (("Rana", "female"), ("Ziyad", "male")):
+        for first, sex in (("Rana", "female"), ("Ziyad", "male"), ("Rana", "female")):
             resp = client.post("/api/v1/beneficiaries", json={
                 "first_name": f"{first}{uuid.uuid4().hex[:4]}", "father_name": "Faris", "sex": sex,
                 "date_of_birth": "1990-03-03", "displacement_status": "returnee",
@@ -200,10 +201,15 @@ def _assisted_through_the_gateway(platform: RunningPlatform) -> None:
             "title": "Mobile phone repair", "skill_area": "phone_repair", "community_id": community.json()["id"],
             "start_date": "2026-10-01", "end_date": today, "capacity": 5, "completion_threshold": 0})
         assert course.status_code == 201, course.text
-        enrolment = client.post(f"/api/v1/courses/{course.json()['id']}/enrolments", json={"beneficiary_id": people[1]})
-        assert enrolment.status_code == 201, enrolment.text
-        done = client.post(f"/api/v1/enrolments/{enrolment.json()['id']}/completion", json={"completed_on": today})
-        assert done.status_code == 200, done.text
+        for person in people[1:]:
+            enrolment = client.post(f"/api/v1/courses/{course.json()['id']}/enrolments",
+                                    json={"beneficiary_id": person})
+            assert enrolment.status_code == 201, enrolment.text
+            done = client.post(f"/api/v1/enrolments/{enrolment.json()['id']}/completion",
+                               json={"completed_on": today})
+            assert done.status_code == 200, done.text
+        merged = client.post(f"/api/v1/beneficiaries/{people[0]}/merge", json={"duplicate_id": people[2]})
+        assert merged.status_code == 200, merged.text
 
 
 def test_reconcile_finds_no_difference_then_reports_a_tampered_projection(platform: RunningPlatform) -> None:
