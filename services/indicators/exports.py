@@ -74,21 +74,25 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 SUPPRESS_BELOW = 5  # the public breakdown's rule: 1 to 4 people is a small cell
+CROSSTAB = ["governorate", "sex", "age_group", "displacement_status"]
+
+
+async def _crosstab(session: AsyncSession, indicator: str, governorates: frozenset[str] | None) -> list[dict[str, Any]]:
+    """One breakdown by every dimension an export shows; each export adds up the margins it needs (one pass over
+    the people instead of one per margin)."""
+    return await svc.breakdown(session=session, indicator=indicator, by=CROSSTAB, governorates=governorates)
 
 
 async def table(*, session: AsyncSession, governorates: frozenset[str] | None) -> list[dict[str, Any]]:
     """One row per governorate (within ``governorates``, None for all) and indicator; keys are ``COLUMNS``'
     first items, a cell is None when the indicator has no such disaggregation."""
     places = sorted(GOVERNORATES if governorates is None else governorates & GOVERNORATES.keys())
-    cells: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    cells: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for indicator in (i for i in INDICATORS if i.people):
-        for item in await svc.breakdown(session=session, indicator=indicator.code,
-                                        by=["governorate", "sex", "age_group"], governorates=governorates):
-            key = f"{item['sex']}:{item['age_group']}"
-            cells[(item["governorate"], indicator.code)][key] = item["value"]
-        for item in await svc.breakdown(session=session, indicator=indicator.code,
-                                        by=["governorate", "displacement_status"], governorates=governorates):
-            cells[(item["governorate"], indicator.code)][item["displacement_status"]] = item["value"]
+        for item in await _crosstab(session, indicator.code, governorates):
+            found = cells[(item["governorate"], indicator.code)]
+            found[f"{item['sex']}:{item['age_group']}"] += item["value"]
+            found[item["displacement_status"]] += item["value"]
     rows = []
     for pcode in places:
         figures = await svc.summary(session=session, governorates=frozenset({pcode}))
@@ -170,13 +174,12 @@ async def iati(*, session: AsyncSession, settings: IndicatorsSettings, governora
     period_end = max(as_of.date(), period_start)
     dims: dict[str, list[tuple[str, str, int]]] = {}
     for indicator in (i for i in INDICATORS if i.people):
-        split = []
-        for by in ("governorate", "sex", "displacement_status"):
-            for item in await svc.breakdown(session=session, indicator=indicator.code, by=[by],
-                                            governorates=governorates):
+        margins: dict[tuple[str, str], int] = defaultdict(int)
+        for item in await _crosstab(session, indicator.code, governorates):
+            for by in ("governorate", "sex", "displacement_status"):
                 if item[by] is not None:
-                    split.append((by, str(item[by]), int(item["value"])))
-        dims[indicator.code] = split
+                    margins[(by, str(item[by]))] += int(item["value"])
+        dims[indicator.code] = [(by, value, count) for (by, value), count in sorted(margins.items())]
     names = {i.code: i.name for i in INDICATORS}
     now = rfc3339(utcnow())
 
