@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from yarl import URL
 
-from gateway import apikeys
+from gateway import apikeys, dashboard
 from gateway.auth import ApiKeyStore, BearerCache, SigningKey
 from gateway.limits import RateLimiter
 from gateway.models import ApiKey
@@ -276,6 +276,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         await edge.admit(ip, single_authorization(request.headers.getlist("authorization")), None)
 
     app.include_router(apikeys.router, dependencies=[Depends(rate_limited)])
+
+    async def public_rate_limited(request: Request) -> None:
+        """The dashboard's files count against the caller's address like public API paths."""
+        edge.limiter.hit(f"ip:{edge.client_ip(request.scope, request.headers.get('x-forwarded-for'))}")
+
+    app.include_router(dashboard.router, dependencies=[Depends(public_rate_limited)])
 
     @app.get("/.well-known/jwks.json", tags=["gateway"], summary="The gateway's signing keys",
              response_class=Response)

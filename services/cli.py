@@ -120,6 +120,86 @@ def cmd_indicators_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- crp indicators reconcile / dead-letters --------------------------------------------------------
+def operator_client(args: argparse.Namespace) -> Any:
+    """An HTTP client on the platform (the gateway, ``--url``) with an admin's token: ``--token``, else
+    ``CRP_TOKEN``, else one from the development issuer. The token also holds ``psea_focal_point``: sensitive
+    feedback exists for no other role, and ``feedback_received`` counts it."""
+    import httpx
+
+    from shared.auth import issue_token
+
+    token = args.token or os.environ.get("CRP_TOKEN") or issue_token(
+        CommonSettings(), roles=["admin", "psea_focal_point"], governorates=["*"], sub="crp-operator", ttl_seconds=3600)
+    return httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def cmd_indicators_reconcile(args: argparse.Namespace) -> int:
+    import httpx
+
+    from services.indicators.reconcile import ReconcileError, reconcile, render
+
+    started = time.monotonic()
+    try:
+        with operator_client(args) as client:
+            report = reconcile(client, wait=args.wait)
+    except (ReconcileError, httpx.HTTPError) as exc:
+        print(f"indicators reconcile failed: {exc}", file=sys.stderr, flush=True)
+        return 2
+    print(render(report), flush=True)
+    differences = report.differences
+    took = time.monotonic() - started
+    if differences:
+        print(f"reconcile: {len(differences)} difference(s): "
+              + ", ".join(f"{f} sources {s} indicators {i}" for f, s, i in differences), flush=True)
+        return 1
+    print(f"reconcile: no difference ({len(report.rows)} figures compared in {took:.1f} s)", flush=True)
+    return 0
+
+
+def cmd_indicators_dead_letters(args: argparse.Namespace) -> int:
+    with operator_client(args) as client:
+        if args.replay is not None:
+            resp = client.post(f"/api/v1/indicators/dead-letters/{args.replay}/replay")
+            if resp.status_code != 200:
+                print(f"replay of dead letter {args.replay}: {resp.status_code} {resp.text}", file=sys.stderr)
+                return 1
+            applied = resp.json()["applied"]
+            print(f"dead letter {args.replay}: replayed, "
+                  + ("applied" if applied else "already applied or parked; the record is removed"))
+            return 0
+        resp = client.get("/api/v1/indicators/dead-letters")
+        if resp.status_code != 200:
+            print(f"dead letters: {resp.status_code} {resp.text}", file=sys.stderr)
+            return 1
+        letters = resp.json()
+        for letter in letters:
+            print(f"{letter['id']:>6}  {letter['created_at']}  {letter['deliveries']} attempts  {letter['subject']}  "
+                  f"event {letter['event_id']}\n        {letter['error']}")
+        print(f"{len(letters)} dead letter(s)" + ("; replay one with --replay ID" if letters else ""))
+        return 0
+
+
+# -- crp demo --scale -----------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    import httpx
+
+    from services.demo_scale import load_scale
+
+    def out(line: str) -> None:
+        print(line, flush=True)
+
+    loaded = load_scale(args.url, args.scale, workers=args.workers, out=out)
+    infrastructure = ("not loaded (no infrastructure service)" if loaded["infrastructure"] is None
+                      else f"{loaded['infrastructure']:,} infrastructure beneficiaries")
+    out(f"loaded {loaded['people']:,} people directly assisted ({loaded['grants']:,} grants, {loaded['trainings']:,} "
+        f"trainings) in {loaded['communities']} communities, {infrastructure}, in {loaded['seconds']:.0f} s")
+    summary = httpx.get(f"{args.url}/api/v1/public/indicators/summary", timeout=10).json()
+    out("the public figures now: " + ", ".join(f"{k} {v:,}" for k, v in summary.items() if isinstance(v, int))
+        + " (the last events may take a few seconds more)")
+    return 0
+
+
 # -- crp pii rotate -------------------------------------------------------------------------------
 def cmd_pii_rotate(args: argparse.Namespace) -> int:
     from services.beneficiaries.app import service
@@ -320,6 +400,16 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--demo", action="store_true", help="load a demo data set through the public API")
     dev.set_defaults(func=cmd_dev)
 
+    demo = sub.add_parser("demo", help="load a demo data set into a running platform through its API",
+                          description="--scale seed: the programme's published scale (41,200 people directly "
+                                      "assisted, 498,142 infrastructure beneficiaries, 284 communities); small and "
+                                      "tiny keep the proportions (1/100, 1/500).")
+    demo.add_argument("--scale", choices=["seed", "small", "tiny"], required=True)
+    demo.add_argument("--url", default=os.environ.get("CRP_URL", "http://127.0.0.1:8000"),
+                      help="the platform (its gateway); default CRP_URL or http://127.0.0.1:8000")
+    demo.add_argument("--workers", type=int, default=16, help="clients in parallel")
+    demo.set_defaults(func=cmd_demo)
+
     token = sub.add_parser("token", help="print a bearer token from the development issuer")
     token.add_argument("--role", action="append", required=True, choices=ROLES, metavar="ROLE",
                        help=f"a role (repeatable): {', '.join(ROLES)}")
@@ -343,6 +433,27 @@ def main(argv: list[str] | None = None) -> int:
     rebuild.add_argument("--allow-empty", action="store_true",
                          help="replace a non-empty projection even with one built from an empty or recreated stream")
     rebuild.set_defaults(func=cmd_indicators_rebuild)
+
+    def operator_args(sub_parser: argparse.ArgumentParser) -> None:
+        sub_parser.add_argument("--url", default=os.environ.get("CRP_URL", "http://127.0.0.1:8000"),
+                                help="the platform (its gateway); default CRP_URL or http://127.0.0.1:8000")
+        sub_parser.add_argument("--token", default=None,
+                                help="an admin's bearer token; default CRP_TOKEN, else the development issuer's")
+
+    reconcile = ind_sub.add_parser(
+        "reconcile", help="recompute the headline figures from the source services' APIs and list any difference",
+        description="Exit codes: 0 no difference; 1 a difference (listed); 2 could not reconcile. Figures of a "
+                    "service not in this deployment are listed as not compared.")
+    operator_args(reconcile)
+    reconcile.add_argument("--wait", type=float, default=10.0,
+                           help="while there is a difference, read again for up to this many seconds (events "
+                                "in flight); 0 to compare once")
+    reconcile.set_defaults(func=cmd_indicators_reconcile)
+
+    dead = ind_sub.add_parser("dead-letters", help="list the events the indicators could not apply, or replay one")
+    operator_args(dead)
+    dead.add_argument("--replay", type=int, metavar="ID", help="apply dead letter ID again (removed on success)")
+    dead.set_defaults(func=cmd_indicators_dead_letters)
 
     pii = sub.add_parser("pii", help="personal identifier keys")
     pii_sub = pii.add_subparsers(dest="action", required=True)

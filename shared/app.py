@@ -88,10 +88,15 @@ class Service:
         workers: list[Callable[[FastAPI], BackgroundWorker]] = []
         applier = self.applier()
         if self.handlers is not None:
-            workers.append(lambda app: EventConsumer(
-                settings, app.state.sessionmaker, app.state.bus, applier,
-                durable=settings.consumer_durable or self.name, max_attempts=settings.consumer_max_attempts,
-                ack_wait=settings.consumer_ack_wait_seconds))
+            def consumer(app: FastAPI) -> EventConsumer:
+                worker = EventConsumer(
+                    settings, app.state.sessionmaker, app.state.bus, applier,
+                    durable=settings.consumer_durable or self.name, max_attempts=settings.consumer_max_attempts,
+                    ack_wait=settings.consumer_ack_wait_seconds)
+                app.state.metrics_hooks.append(worker.refresh_lag)  # /metrics shows its lag
+                return worker
+
+            workers.append(consumer)
         app = create_service_app(self, settings, workers)
         app.state.applier = applier
         return app
@@ -109,6 +114,7 @@ def create_service_app(service: Service, settings: CommonSettings,
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.http = http = http_client()  # for peers (shared.peers)
+        app.state.metrics_hooks = []  # coroutines that refresh gauges when /metrics is scraped
         app.state.bus = bus = Bus(settings)
         app.state.outbox = outbox = Outbox(settings)
         bus.start()
@@ -172,7 +178,11 @@ def health_router() -> APIRouter:
         return problem_response(503, slug="not-ready", detail="A dependency is unavailable", checks=checks)
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        """Prometheus text: request counts and latencies, events applied, and for a consuming service its lag
+        (`crp_consumer_lag_events`: the stream's last sequence minus the consumer's acknowledged floor)."""
+        for refresh in getattr(request.app.state, "metrics_hooks", ()):
+            await refresh()
         body, content_type = metrics_response()
         return Response(body, media_type=content_type)
 

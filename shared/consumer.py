@@ -38,7 +38,7 @@ from datetime import datetime
 
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from sqlalchemy import Column, Text, delete, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, SQLModel
@@ -59,6 +59,15 @@ PARKED = Counter("crp_events_parked_total", "Events of a type with no handler ye
                  ["service", "type"])
 UNAVAILABLE = Counter("crp_consumer_database_unavailable_total",
                       "Event attempts that failed because the database was unreachable (never counted)", ["service"])
+
+# Set when /metrics is scraped (``EventConsumer.refresh_lag``); absent while NATS cannot say.
+STREAM_SEQUENCE = Gauge("crp_consumer_stream_sequence", "The stream's last sequence, as seen by the consumer",
+                        ["service", "consumer"])
+APPLIED_SEQUENCE = Gauge("crp_consumer_applied_sequence", "The consumer's acknowledged floor: every event up to "
+                         "this stream sequence is settled (applied, duplicate, parked or dead-lettered)",
+                         ["service", "consumer"])
+LAG = Gauge("crp_consumer_lag_events", "Consumer lag: stream sequence minus applied sequence",
+            ["service", "consumer"])
 
 Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 
@@ -234,6 +243,30 @@ class EventConsumer(BackgroundWorker):
                 await self._handle_batch(msgs)
         finally:
             await sub.unsubscribe()
+
+    async def refresh_lag(self, timeout: float = 2.0) -> None:
+        """Set the lag gauges from JetStream (the stream's last sequence, the durable's acknowledged floor);
+        while NATS cannot answer they are removed rather than left stale."""
+        labels = (self.settings.service_name, self.durable)
+        try:
+            if not self.bus.connected or self.bus.js is None:
+                raise ConnectionError("not connected to NATS")
+            js = self.bus.js
+            stream = await asyncio.wait_for(js.stream_info(self.settings.nats_stream), timeout)
+            consumer = await asyncio.wait_for(js.consumer_info(self.settings.nats_stream, self.durable), timeout)
+        except Exception as exc:
+            log.debug("consumer lag unknown: %s", exc)
+            for gauge in (STREAM_SEQUENCE, APPLIED_SEQUENCE, LAG):
+                try:
+                    gauge.remove(*labels)
+                except KeyError:
+                    pass
+            return
+        last = stream.state.last_seq
+        applied = consumer.ack_floor.stream_seq if consumer.ack_floor is not None else 0
+        STREAM_SEQUENCE.labels(*labels).set(last)
+        APPLIED_SEQUENCE.labels(*labels).set(applied)
+        LAG.labels(*labels).set(max(0, last - applied))
 
     async def _handle_batch(self, msgs: list[object]) -> None:
         unsettled = list(msgs)

@@ -1,3 +1,5 @@
+from datetime import date
+
 from shared.settings import CommonSettings
 
 
@@ -7,3 +9,11 @@ class IndicatorsSettings(CommonSettings):
     # the aside projection is committed every this many events.
     rebuild_stall_seconds: float = 30.0
     rebuild_batch_size: int = 200
+    # The IATI results export (`/api/v1/indicators/export.iati.xml`): the activity, its reporting organisation
+    # (IATI organisation identifier and OrganisationType code; 40 = multilateral) and the programme's start,
+    # the start of the reported period.
+    iati_activity_identifier: str = "XM-DAC-47066-CRP-IRQ"
+    iati_reporting_org_ref: str = "XM-DAC-47066"
+    iati_reporting_org_name: str = "International Organization for Migration (IOM)"
+    iati_reporting_org_type: str = "40"
+    programme_start: date = date(2026, 1, 1)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
+from services.indicators import exports
 from services.indicators import service as svc
 from services.indicators.schemas import Breakdown, DeadLetterPublic, PublicSummary, Summary
 from shared.auth import CurrentPrincipal, Principal, require_roles
@@ -104,3 +105,54 @@ async def get_public_summary(session: SessionDep, governorate: GovernorateQuery 
 
 
 routers = (indicators, public)
+
+
+# -- exports ---------------------------------------------------------------------------------------------
+Reporter = require_roles("me_officer", "programme_manager", "viewer")
+CSV = "text/csv; charset=utf-8"
+
+
+def _download(body: str | bytes, media_type: str, filename: str) -> Response:
+    return Response(body, media_type=media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+
+
+def _export_responses(media_type: str) -> dict[int | str, dict[str, Any]]:
+    return {200: {"content": {media_type: {}}, "description": "The export"},
+            404: {"description": "A governorate outside your scope (problem+json)"}}
+
+
+@indicators.get("/export.csv", response_class=Response, responses=_export_responses("text/csv"))
+async def export_csv(session: SessionDep, principal: Reporter, governorate: GovernorateQuery = None) -> Response:
+    """The figures as CSV: one row per governorate (of your scope) and indicator, with people indicators
+    disaggregated by sex and age group and by displacement status (roles `me_officer`, `programme_manager`,
+    `viewer`)."""
+    rows = await exports.table(session=session, governorates=_scope(principal, governorate))
+    return _download(exports.to_csv(rows, hxl=False), CSV, "crp-indicators.csv")
+
+
+@indicators.get("/export.hxl.csv", response_class=Response, responses=_export_responses("text/csv"))
+async def export_hxl(session: SessionDep, principal: Reporter, governorate: GovernorateQuery = None) -> Response:
+    """The same table with an HXL hashtag row under the headers (`#adm1+code`, `#indicator+code`,
+    `#indicator+num`, `#reached+f+adults`, `#reached+idps`, ...), for the Humanitarian Data Exchange."""
+    rows = await exports.table(session=session, governorates=_scope(principal, governorate))
+    return _download(exports.to_csv(rows, hxl=True), CSV, "crp-indicators.hxl.csv")
+
+
+@indicators.get("/export.iati.xml", response_class=Response, responses=_export_responses("application/xml"))
+async def export_iati(request: Request, session: SessionDep, principal: Reporter,
+                      governorate: GovernorateQuery = None) -> Response:
+    """The figures as IATI 2.03 `result`/`indicator`/`period` elements of the programme's activity: the
+    `actual` of each indicator from the programme's start to the day of the figures, with `dimension`s by
+    governorate, sex and displacement status."""
+    body = await exports.iati(session=session, settings=request.app.state.settings,
+                              governorates=_scope(principal, governorate))
+    return _download(body, "application/xml", "crp-iati-results.xml")
+
+
+@public.get("/export.hxl.csv", response_class=Response, responses=_export_responses("text/csv"))
+async def public_export_hxl(session: SessionDep, governorate: GovernorateQuery = None) -> Response:
+    """The HXL table for anyone: counts of 1 to 4 people are blank, and so is a second cell wherever one
+    blank could be worked out from the row's value."""
+    rows = exports.suppress(await exports.table(session=session, governorates=_scope(None, governorate)))
+    return _download(exports.to_csv(rows, hxl=True), CSV, "crp-indicators-public.hxl.csv")
