@@ -16,7 +16,7 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
-from shared.auth import TokenVerifier
+from shared.auth import TokenVerifier, roles_of
 from shared.bus import Bus
 from shared.consumer import CONSUMER_TABLES, EventApplier, EventConsumer, Handler
 from shared.db import create_engine, create_sessionmaker
@@ -148,7 +148,27 @@ def create_service_app(service: Service, settings: CommonSettings,
     app.include_router(health_router())
     for router in service.routers:
         app.include_router(router, responses=COMMON_PROBLEMS)
+    document_roles(app, service.routers)
     return app
+
+
+def document_roles(app: FastAPI, routers: Sequence[APIRouter]) -> None:
+    """Add ``x-roles`` (``shared.auth.roles_of``) to every operation that needs a token in the app's OpenAPI."""
+    from fastapi.routing import APIRoute
+
+    roles = {(route.path_format, method.lower()): found for router in routers for route in router.routes
+             if isinstance(route, APIRoute) and (found := roles_of(route.dependant)) is not None
+             for method in route.methods}
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        spec = build()
+        for (path, method), allowed in roles.items():
+            if (operation := spec.get("paths", {}).get(path, {}).get(method)) is not None:
+                operation["x-roles"] = allowed
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def health_router() -> APIRouter:

@@ -203,4 +203,26 @@ def require_roles(*roles: str) -> Any:
             raise Forbidden(f"This action needs one of the roles: {', '.join(sorted(allowed))}")
         return principal
 
+    guard.allowed_roles = allowed  # type: ignore[attr-defined]  # read by roles_of (the OpenAPI's x-roles)
     return Annotated[Principal, Depends(guard)]
+
+
+def roles_of(dependant: Any) -> list[str] | None:
+    """The roles an operation admits, from its dependencies: sorted role names (one ``require_roles`` guard, or
+    the intersection of several), ``["*"]`` when any valid token will do, None when no token is needed.
+    Shown in the OpenAPI as ``x-roles``, so the authorisation matrix is generated rather than hand-listed."""
+    allowed: frozenset[str] | None = None
+    authenticated = False
+    stack = [dependant]
+    while stack:
+        node = stack.pop()
+        call = getattr(node, "call", None)
+        if call is current_principal:
+            authenticated = True
+        if (roles := getattr(call, "allowed_roles", None)) is not None:
+            authenticated = True
+            allowed = roles if allowed is None else allowed & roles
+        stack.extend(node.dependencies)
+    if allowed is not None:
+        return sorted(allowed)
+    return [ALL] if authenticated else None
