@@ -27,7 +27,7 @@ from shared.migrations import metadata_of, upgrade
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, run_checks
 from shared.outbox import Outbox, OutboxMessage, OutboxRelay
 from shared.peers import http_client
-from shared.schemas import refuse_control_characters
+from shared.schemas import refuse_control_characters, require_json_body
 from shared.settings import CommonSettings
 from shared.worker import BackgroundWorker
 
@@ -136,7 +136,8 @@ def create_service_app(service: Service, settings: CommonSettings,
     # No redirects: a trailing-slash path is a 404 problem rather than a Location built from the service's
     # own address.
     app = FastAPI(title=service.title, description=service.description, version="1.0.0", lifespan=lifespan,
-                  openapi_tags=service.openapi_tags, dependencies=[Depends(refuse_control_characters)],
+                  openapi_tags=service.openapi_tags,
+                  dependencies=[Depends(refuse_control_characters), Depends(require_json_body)],
                   redirect_slashes=False)
     app.state.settings = settings
     app.state.verifier = TokenVerifier(settings)

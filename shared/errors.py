@@ -92,6 +92,11 @@ class PayloadTooLarge(ProblemError):
     slug = "payload-too-large"
 
 
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    slug = "unsupported-media-type"
+
+
 class PreconditionRequired(ProblemError):
     status = 428
     slug = "precondition-required"

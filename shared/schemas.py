@@ -14,10 +14,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Request
+from fastapi.params import Form
 from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 from pydantic_core import PydanticCustomError
 
-from shared.errors import Unprocessable
+from shared.errors import Unprocessable, UnsupportedMediaType
 
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 CONTROL_CHARACTER_MSG = "control characters (such as NUL) are not allowed"
@@ -68,6 +69,27 @@ async def refuse_control_characters(request: Request) -> None:
             errors.append({"loc": ["query", loc_name], "msg": CONTROL_CHARACTER_MSG})
     if errors:
         raise Unprocessable("The request is not valid; see errors.", title="Validation failed", errors=errors)
+
+
+_JSON_MEDIA = re.compile(r"application/(?:[\w.-]+\+)?json")
+
+
+async def require_json_body(request: Request) -> None:
+    """A body sent to an operation that reads a JSON body must be declared JSON (``Content-Type``): 415
+    otherwise, rather than a 422 that blames the fields. Operations that read their body themselves (a file
+    upload, a form) are left to decide for themselves."""
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    route = request.scope.get("route")
+    body_params = getattr(getattr(route, "dependant", None), "body_params", None)
+    if not body_params or any(isinstance(p.field_info, Form) for p in body_params):
+        return
+    if request.headers.get("content-length", "0") == "0" and "transfer-encoding" not in request.headers:
+        return  # no body: the missing fields are a 422
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if not _JSON_MEDIA.fullmatch(media):
+        raise UnsupportedMediaType(f"The body must be JSON (Content-Type: application/json), not {media[:100]!r}"
+                                   if media else "The body must be JSON (Content-Type: application/json)")
 
 
 def latest_date_today() -> date:
