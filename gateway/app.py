@@ -37,6 +37,7 @@ from shared.db import create_engine, create_sessionmaker
 from shared.errors import BadRequest, Unauthorized, install_error_handlers, problem_response
 from shared.migrations import metadata_of, upgrade
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, request_id_var
+from shared.schemas import require_json_body
 from shared.urls import client_address, is_trusted_proxy, public_base
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
@@ -275,7 +276,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         ip = edge.client_ip(scope, request.headers.get("x-forwarded-for"))
         await edge.admit(ip, single_authorization(request.headers.getlist("authorization")), None)
 
-    app.include_router(apikeys.router, dependencies=[Depends(rate_limited)])
+    app.include_router(apikeys.router, dependencies=[Depends(rate_limited), Depends(require_json_body)])
 
     async def public_rate_limited(request: Request) -> None:
         """The dashboard's files count against the caller's address like public API paths."""

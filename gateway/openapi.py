@@ -79,7 +79,7 @@ def merge(gateway_spec: dict[str, Any], services: dict[str, dict[str, Any]],
         for method, op in item.items():
             if method in METHODS:
                 operation_ids.add(op.get("operationId", ""))
-                if path in PUBLIC_PATHS:
+                if path in PUBLIC_PATHS or path.startswith("/.well-known/"):  # keys and revocations are public
                     op["security"] = []
 
     for service, spec in services.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +57,8 @@ class Service:
     settings: type[CommonSettings] = CommonSettings
     handlers: Mapping[str, Handler] | None = None  # event type -> handler: the service consumes the stream
     openapi_tags: list[dict[str, str]] | None = None
+    # Run by housekeeping after its own purge, in the same transaction (e.g. a personal-data retention).
+    housekeeping: Callable[[Any, CommonSettings], Awaitable[int]] | None = None
 
     @property
     def versions(self) -> Path:
@@ -120,7 +122,8 @@ def create_service_app(service: Service, settings: CommonSettings,
         bus.start()
         relay = OutboxRelay(settings, app.state.sessionmaker, bus, outbox)
         relay.start()
-        running = [Housekeeping(settings, app.state.sessionmaker), *(make(app) for make in workers)]
+        running = [Housekeeping(settings, app.state.sessionmaker, service.housekeeping),
+                   *(make(app) for make in workers)]
         for worker in running:
             worker.start()
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from sqlalchemy import delete
@@ -34,8 +35,10 @@ async def purge(session: AsyncSession, settings: CommonSettings) -> tuple[int, i
 
 
 class Housekeeping(BackgroundWorker):
-    def __init__(self, settings: CommonSettings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, settings: CommonSettings, sessionmaker: async_sessionmaker[AsyncSession],
+                 extra: Callable[[AsyncSession, CommonSettings], Awaitable[int]] | None = None) -> None:
         super().__init__()
+        self.extra = extra  # the service's own retention (``Service.housekeeping``)
         self.name = f"housekeeping-{settings.service_name}"
         self.settings = settings
         self.sessionmaker = sessionmaker
@@ -43,8 +46,9 @@ class Housekeeping(BackgroundWorker):
     async def _once(self) -> None:
         async with self.sessionmaker() as session, session.begin():
             outbox, keys = await purge(session, self.settings)
-        if outbox or keys:
-            log.info("purged", extra={"outbox_rows": outbox, "idempotency_keys": keys})
+            erased = await self.extra(session, self.settings) if self.extra is not None else 0
+        if outbox or keys or erased:
+            log.info("purged", extra={"outbox_rows": outbox, "idempotency_keys": keys, "erased": erased})
 
     async def run(self) -> None:
         retrying = retry_forever(self.name)

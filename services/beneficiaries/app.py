@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.beneficiaries.config import BeneficiariesSettings
 from services.beneficiaries.models import Beneficiary, Community, Household
 from services.beneficiaries.routes import routers
+from services.beneficiaries.service import erase_expired
 from shared.app import Service
 from shared.audit import AuditEntry
 
@@ -16,5 +17,6 @@ service = Service(
     routers=routers,
     tables=(Community, Household, Beneficiary, AuditEntry),
     settings=BeneficiariesSettings,
+    housekeeping=erase_expired,
 )
 create_app = service.create_app

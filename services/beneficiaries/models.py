@@ -69,5 +69,6 @@ class Beneficiary(Versioned, table=True):
     consent_withdrawn_on: date | None = None
     consent_withdrawal_reason: str | None = Field(default=None, max_length=500)
     merged_into_id: str | None = Field(default=None, max_length=36, index=True)
+    erased_on: date | None = None  # personal data erased (on request or by retention): irreversible
     created_at: datetime = Field(default_factory=utcnow, index=True)
-    updated_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)

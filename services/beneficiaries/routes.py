@@ -20,6 +20,7 @@ from services.beneficiaries.schemas import (
     ConsentWithdrawal,
     DisplacementStatus,
     DistrictPublic,
+    ErasureRequest,
     HouseholdCreate,
     HouseholdPublic,
     MergeRequest,
@@ -36,6 +37,7 @@ from shared.urls import public_url
 Registrar = require_roles("programme_manager", "case_worker", "partner_system")
 Reader = require_roles("programme_manager", "case_worker", "me_officer", "partner_system")
 Manager = require_roles("programme_manager")
+Eraser = require_roles("programme_manager")  # and admin
 
 locations = APIRouter(prefix="/api/v1/locations", tags=["locations"])
 communities = APIRouter(prefix="/api/v1/communities", tags=["communities"])
@@ -189,6 +191,24 @@ async def withdraw_consent(request: Request, beneficiary_id: str, body: ConsentW
     check_if_match(request, make_etag(beneficiary.id, beneficiary.version), required=False)
     beneficiary = await svc.withdraw_consent(session=session, outbox=outbox, principal=principal,
                                              beneficiary=beneficiary, data=body)
+    return await idem.respond(svc.to_public(beneficiary),
+                              headers={"ETag": make_etag(beneficiary.id, beneficiary.version)})
+
+
+@beneficiaries.post("/{beneficiary_id}/erasure", response_model=BeneficiaryPublic,
+                    responses={409: {"description": "Already erased, or changed concurrently"}})
+async def erase_beneficiary(beneficiary_id: str, body: ErasureRequest, session: SessionDep, outbox: OutboxDep,
+                            principal: Eraser, idem: IdempotencyDep) -> JSONResponse:
+    """Erase the person's personal data on their request: names, phone, national-ID hash, exact birth date
+    (1 January of the birth year remains) and the consent note are cleared for good, here and (through the
+    `crp.beneficiaries.beneficiary.erased.v1` event) in every service that holds any. The record stays as an
+    anonymous count, so the programme's figures do not change. Audited (who and when, never values); twice is 409.
+    """
+    if replay := await idem.replay():
+        return replay
+    beneficiary = await svc.get_beneficiary(session=session, principal=principal, beneficiary_id=beneficiary_id)
+    beneficiary = await svc.erase(session=session, outbox=outbox, principal=principal, beneficiary=beneficiary,
+                                  data=body)
     return await idem.respond(svc.to_public(beneficiary),
                               headers={"ETag": make_etag(beneficiary.id, beneficiary.version)})
 

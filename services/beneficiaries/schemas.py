@@ -166,6 +166,10 @@ class ConsentWithdrawal(Strict):
         default=None, description="Kept on the record only: never in events or the audit log.")
 
 
+class ErasureRequest(Strict):
+    requested_on: PastDate = Field(description="When the person asked to be forgotten.")
+
+
 class BeneficiaryPublic(BaseModel):
     id: str
     first_name: str
@@ -184,6 +188,8 @@ class BeneficiaryPublic(BaseModel):
     disability: Disability | None
     consent: ConsentPublic
     merged_into_id: str | None = Field(description="Set when this record was folded into another.")
+    erased_on: date | None = Field(default=None, description="Set when the person's personal data was erased "
+                                                               "(names, phone, national ID, exact birth date).")
     version: int
     created_at: UtcDatetime
     updated_at: UtcDatetime

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -20,6 +21,7 @@ from services.beneficiaries.schemas import (
     ConsentPublic,
     ConsentWithdrawal,
     Disability,
+    ErasureRequest,
     HouseholdCreate,
 )
 from shared.audit import audit
@@ -29,6 +31,7 @@ from shared.db import advisory_xact_lock, utcnow
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events.beneficiaries import (
     BeneficiaryConsentWithdrawn,
+    BeneficiaryErased,
     BeneficiaryMerged,
     BeneficiaryRegistered,
     BeneficiaryUpdated,
@@ -118,7 +121,7 @@ def to_public(b: Beneficiary) -> BeneficiaryPublic:
         disability=Disability(**b.disability) if b.disability else None,
         consent=ConsentPublic(given=b.consent_withdrawn_on is None, obtained_on=b.consent_obtained_on,
                               withdrawn_on=b.consent_withdrawn_on, withdrawal_reason=b.consent_withdrawal_reason),
-        merged_into_id=b.merged_into_id,
+        merged_into_id=b.merged_into_id, erased_on=b.erased_on,
         version=b.version, created_at=b.created_at, updated_at=b.updated_at,
     )
 
@@ -401,3 +404,59 @@ async def rotate_national_id_key(*, session: AsyncSession, settings: CommonSetti
         ).values(national_id_hash=new_hash, national_id_key=new_chain))
         rotated += result.rowcount
     return rotated
+
+
+PERSONAL_FIELDS = ("first_name", "father_name", "grandfather_name", "family_name", "phone", "national_id",
+                   "date_of_birth", "consent_withdrawal_reason")
+RETENTION = Principal(sub="retention", roles=frozenset({"admin"}), governorates=frozenset({"*"}))
+
+
+def _erase(*, session: AsyncSession, outbox: Outbox, principal: Principal, beneficiary: Beneficiary, on: date,
+           reason: str) -> None:
+    """Clear every personal field in place (no copy is kept anywhere: irreversible). What the anonymous counts
+    need stays: sex, birth year (the birth date becomes 1 January of it), displacement status, place,
+    disability flags, consent dates, merges."""
+    beneficiary.first_name = beneficiary.father_name = beneficiary.search_key = ""
+    beneficiary.grandfather_name = beneficiary.family_name = beneficiary.phone = None
+    beneficiary.national_id_hash = beneficiary.national_id_key = beneficiary.consent_withdrawal_reason = None
+    beneficiary.date_of_birth = date(beneficiary.birth_year, 1, 1)
+    beneficiary.erased_on = on
+    beneficiary.updated_at = utcnow()
+    session.add(beneficiary)
+    audit(session, principal=principal, entity="beneficiary", entity_id=beneficiary.id, action=f"erased_{reason}",
+          fields=PERSONAL_FIELDS)
+
+
+async def erase(*, session: AsyncSession, outbox: Outbox, principal: Principal, beneficiary: Beneficiary,
+                data: ErasureRequest) -> Beneficiary:
+    """Erase the person's personal data on their request (once: a second request is 409)."""
+    if beneficiary.erased_on is not None:
+        raise Conflict(f"The personal data was already erased on {beneficiary.erased_on.isoformat()}",
+                       slug="already-erased")
+    _erase(session=session, outbox=outbox, principal=principal, beneficiary=beneficiary, on=data.requested_on,
+           reason="request")
+    await session.flush()  # the version-checked UPDATE: an erasure raced twice happens once
+    outbox.emit(session, BeneficiaryErased(beneficiary_id=beneficiary.id, revision=beneficiary.version,
+                                           reason="request"), subject_id=beneficiary.id)
+    await session.flush()
+    return beneficiary
+
+
+async def erase_expired(session: AsyncSession, settings: CommonSettings) -> int:
+    """Housekeeping: erase the personal data of people whose record has not changed for
+    ``personal_data_retention_days`` (unset: nothing). Returns how many were erased."""
+    days = getattr(settings, "personal_data_retention_days", None)
+    if not days:
+        return 0
+    outbox = Outbox(settings)
+    cutoff = utcnow() - timedelta(days=days)
+    rows = (await session.execute(select(Beneficiary).where(
+        Beneficiary.erased_on.is_(None), Beneficiary.updated_at < cutoff,  # type: ignore[union-attr]
+    ).limit(500))).scalars().all()
+    for beneficiary in rows:
+        _erase(session=session, outbox=outbox, principal=RETENTION, beneficiary=beneficiary, on=utcnow().date(),
+               reason="retention")
+        await session.flush()
+        outbox.emit(session, BeneficiaryErased(beneficiary_id=beneficiary.id, revision=beneficiary.version,
+                                               reason="retention"), subject_id=beneficiary.id)
+    return len(rows)

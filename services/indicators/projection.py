@@ -20,6 +20,7 @@ from shared.consumer import Handler
 from shared.events import CloudEvent
 from shared.events.beneficiaries import (
     BeneficiaryConsentWithdrawn,
+    BeneficiaryErased,
     BeneficiaryMerged,
     BeneficiaryRegistered,
     BeneficiaryUpdated,
@@ -96,12 +97,17 @@ async def on_consent_withdrawn(session: AsyncSession, event: CloudEvent) -> None
     projection holds no personal data). Handled, so the event is recorded instead of parked."""
 
 
+async def on_erased(session: AsyncSession, event: CloudEvent) -> None:
+    """Nothing changes: the projection never held the person's personal data, and the counts stay."""
+
+
 HANDLERS: dict[str, Handler] = {
     BeneficiaryRegistered.event_type(): on_registered,
     BeneficiaryUpdated.event_type(): on_updated,
     BeneficiaryMerged.event_type(): on_merged,
     CommunityCreated.event_type(): on_community_created,
     BeneficiaryConsentWithdrawn.event_type(): on_consent_withdrawn,
+    BeneficiaryErased.event_type(): on_erased,
     **TRAINING_HANDLERS,
     **GRANT_HANDLERS,
     **FEEDBACK_HANDLERS,

@@ -74,3 +74,15 @@ class CommunityCreated(EventData):
     district_pcode: str
     governorate_pcode: str
 
+
+
+class BeneficiaryErased(_BeneficiaryEvent):
+    """The person's personal data was erased on request or at the end of its retention (``reason``:
+    ``request`` or ``retention``). The record stays as an anonymous count (sex, birth year, place): the
+    figures do not change. Services that hold personal data about the person clear it."""
+
+    action: ClassVar[str] = "erased"
+
+    beneficiary_id: str
+    revision: int
+    reason: str

@@ -1,0 +1,26 @@
+"""Erasure of a person's personal data: when it happened (the record stays as an anonymous count); an index on
+``updated_at`` for the retention job.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-29
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("beneficiaries") as batch:
+        batch.add_column(sa.Column("erased_on", sa.Date))
+        batch.create_index("ix_beneficiaries_updated_at", ["updated_at"])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("beneficiaries") as batch:
+        batch.drop_index("ix_beneficiaries_updated_at")
+        batch.drop_column("erased_on")
