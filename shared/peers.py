@@ -158,3 +158,30 @@ async def get_beneficiaries(request: Request) -> Beneficiaries:
 
 BeneficiariesDep = Annotated[Beneficiaries, Depends(get_beneficiaries)]
 """The beneficiaries service, asked with this request's own token."""
+
+
+# Services that hold personal data about a person, keyed by beneficiary id, and where to ask them to erase it.
+ERASURE_HOOKS: dict[str, str] = {"grants": "/api/v1/grants/personal-data-erasure"}
+
+
+async def erase_elsewhere(request: Request, beneficiary_id: str) -> None:
+    """Ask every service that holds personal data about ``beneficiary_id`` to erase it, with the caller's token,
+    before the beneficiaries service erases its own (a service that cannot be reached is a 503, and nothing is
+    erased here: the request can be repeated, the hooks are idempotent)."""
+    settings: CommonSettings = request.app.state.settings
+    headers = {"Authorization": request.headers.get("authorization") or ""}
+    if request_id := request_id_var.get():
+        headers["X-Request-ID"] = request_id
+    for service, path in ERASURE_HOOKS.items():
+        base = settings.upstreams.get(service, "").rstrip("/")
+        if not base:
+            continue  # not part of this deployment: it holds nothing
+        try:
+            response = await request.app.state.http.post(f"{base}{path}", headers=headers,
+                                                         json={"beneficiary_id": beneficiary_id})
+        except httpx.HTTPError as exc:
+            log.warning("%s unreachable for an erasure: %s", service, type(exc).__name__)
+            response = None
+        if response is None or response.status_code != 200:
+            raise ServiceUnavailable(f"The {service} service could not erase its copy; nothing was erased, retry",
+                                     service=service, headers={"Retry-After": "2"})

@@ -32,6 +32,7 @@ from shared.etag import check_if_match, make_etag
 from shared.idempotency import IdempotencyDep
 from shared.outbox import OutboxDep
 from shared.pagination import CursorQuery, LimitQuery, Page, paginate
+from shared.peers import erase_elsewhere
 from shared.urls import public_url
 
 Registrar = require_roles("programme_manager", "case_worker", "partner_system")
@@ -196,9 +197,11 @@ async def withdraw_consent(request: Request, beneficiary_id: str, body: ConsentW
 
 
 @beneficiaries.post("/{beneficiary_id}/erasure", response_model=BeneficiaryPublic,
-                    responses={409: {"description": "Already erased, or changed concurrently"}})
-async def erase_beneficiary(beneficiary_id: str, body: ErasureRequest, session: SessionDep, outbox: OutboxDep,
-                            principal: Eraser, idem: IdempotencyDep) -> JSONResponse:
+                    responses={409: {"description": "Already erased, or changed concurrently"},
+                               503: {"description": "A service holding the person's data cannot be reached; "
+                                                    "nothing was erased"}})
+async def erase_beneficiary(request: Request, beneficiary_id: str, body: ErasureRequest, session: SessionDep,
+                            outbox: OutboxDep, principal: Eraser, idem: IdempotencyDep) -> JSONResponse:
     """Erase the person's personal data on their request: names, phone, national-ID hash, exact birth date
     (1 January of the birth year remains) and the consent note are cleared for good, here and (through the
     `crp.beneficiaries.beneficiary.erased.v1` event) in every service that holds any. The record stays as an
@@ -207,6 +210,9 @@ async def erase_beneficiary(beneficiary_id: str, body: ErasureRequest, session: 
     if replay := await idem.replay():
         return replay
     beneficiary = await svc.get_beneficiary(session=session, principal=principal, beneficiary_id=beneficiary_id)
+    if beneficiary.erased_on is None:
+        for record in await svc.records_of_person(session=session, beneficiary=beneficiary):
+            await erase_elsewhere(request, record.id)
     beneficiary = await svc.erase(session=session, outbox=outbox, principal=principal, beneficiary=beneficiary,
                                   data=body)
     return await idem.respond(svc.to_public(beneficiary),

@@ -427,17 +427,28 @@ def _erase(*, session: AsyncSession, outbox: Outbox, principal: Principal, benef
           fields=PERSONAL_FIELDS)
 
 
+async def records_of_person(*, session: AsyncSession, beneficiary: Beneficiary) -> list[Beneficiary]:
+    """The record and every record merged into it (the same person registered more than once)."""
+    merged = (await session.execute(select(Beneficiary).where(
+        Beneficiary.merged_into_id == beneficiary.id))).scalars().all()  # type: ignore[arg-type]
+    return [beneficiary, *merged]
+
+
 async def erase(*, session: AsyncSession, outbox: Outbox, principal: Principal, beneficiary: Beneficiary,
                 data: ErasureRequest) -> Beneficiary:
-    """Erase the person's personal data on their request (once: a second request is 409)."""
+    """Erase the person's personal data on their request, on this record and the records merged into it (once:
+    a second request is 409)."""
     if beneficiary.erased_on is not None:
         raise Conflict(f"The personal data was already erased on {beneficiary.erased_on.isoformat()}",
                        slug="already-erased")
-    _erase(session=session, outbox=outbox, principal=principal, beneficiary=beneficiary, on=data.requested_on,
-           reason="request")
-    await session.flush()  # the version-checked UPDATE: an erasure raced twice happens once
-    outbox.emit(session, BeneficiaryErased(beneficiary_id=beneficiary.id, revision=beneficiary.version,
-                                           reason="request"), subject_id=beneficiary.id)
+    for record in await records_of_person(session=session, beneficiary=beneficiary):
+        if record.erased_on is not None:
+            continue
+        _erase(session=session, outbox=outbox, principal=principal, beneficiary=record, on=data.requested_on,
+               reason="request")
+        await session.flush()  # the version-checked UPDATE: an erasure raced twice happens once
+        outbox.emit(session, BeneficiaryErased(beneficiary_id=record.id, revision=record.version,
+                                               reason="request"), subject_id=record.id)
     await session.flush()
     return beneficiary
 

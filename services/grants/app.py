@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.grants.config import GrantsSettings
 from services.grants.models import Disbursement, Grant, GrantCall, GrantScore, MonitoringVisit, SupportSession
 from services.grants.routes import routers
+from services.grants.service import erase_expired
 from shared.app import Service
 from shared.audit import AuditEntry
 
@@ -16,5 +17,6 @@ service = Service(
     routers=routers,
     tables=(GrantCall, Grant, GrantScore, Disbursement, SupportSession, MonitoringVisit, AuditEntry),
     settings=GrantsSettings,
+    housekeeping=erase_expired,
 )
 create_app = service.create_app

@@ -33,6 +33,8 @@ from services.grants.schemas import (
     GrantStatus,
     MonitoringVisitCreate,
     MonitoringVisitPublic,
+    PersonErased,
+    PersonErasure,
     Rejection,
     Reversal,
     ScoreCreate,
@@ -103,6 +105,15 @@ async def get_shortlist(call_id: str, session: SessionDep, principal: Reader,
     """The call's submitted applications in your governorates, ranked by mean score (then disability
     priority when the call gives it, then the earliest)."""
     return await svc.shortlist(session=session, principal=principal, call_id=call_id, limit=limit)
+
+
+@grants.post("/personal-data-erasure", response_model=PersonErased)
+async def erase_person(body: PersonErasure, session: SessionDep, principal: Manager) -> PersonErased:
+    """Erase what the grants of one person hold about them (business name, monitoring notes and coordinates).
+    The beneficiaries service calls this when it erases the person (`POST /api/v1/beneficiaries/{id}/erasure`);
+    amounts and statuses stay, so the figures do not change. Audited; doing it again is harmless."""
+    return PersonErased(grants_erased=await svc.erase_person(session=session, principal=principal,
+                                                             beneficiary_id=body.beneficiary_id))
 
 
 @grants.post("", status_code=201, response_model=GrantPublic,

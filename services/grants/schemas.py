@@ -230,3 +230,11 @@ class MonitoringVisitPublic(BaseModel):
     longitude: float | None
     notes: str | None
     created_at: UtcDatetime
+
+
+class PersonErasure(Strict):
+    beneficiary_id: str = Field(max_length=64)
+
+
+class PersonErased(BaseModel):
+    grants_erased: int

@@ -7,7 +7,7 @@ both changed in the transaction that checks them, so the check and the write are
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -450,3 +450,46 @@ async def list_visits(*, session: AsyncSession, principal: Principal, grant_id: 
 
 def remaining_budget(call: GrantCall) -> Decimal:
     return call.budget - call.committed_amount
+
+
+ERASED = "[erased]"
+RETENTION = Principal(sub="retention", roles=frozenset({"admin"}), governorates=frozenset({"*"}))
+
+
+async def _erase_grants(session: AsyncSession, principal: Principal, grants: list[Grant], reason: str) -> None:
+    """Clear what a grant holds about its person: the business name, and its monitoring visits' notes and
+    coordinates. Amounts, dates, statuses and the pseudonymous place stay (the figures rest on them)."""
+    for grant in grants:
+        grant.business_name, grant.updated_at = ERASED, utcnow()
+        session.add(grant)
+        audit(session, principal=principal, entity="grant", entity_id=grant.id, action=f"erased_{reason}",
+              fields={"business_name", "monitoring_visits.notes", "monitoring_visits.location"})
+    if grants:
+        table = MonitoringVisit.__table__  # type: ignore[attr-defined]
+        await session.execute(table.update().where(table.c.grant_id.in_([g.id for g in grants]))
+                              .values(notes=None, latitude=None, longitude=None))
+    await session.flush()
+
+
+async def erase_person(*, session: AsyncSession, principal: Principal, beneficiary_id: str) -> int:
+    """Erase the personal data the grants of ``beneficiary_id`` hold (in the caller's governorates); returns how
+    many grants. Doing it again changes nothing more (the beneficiaries service calls it before it erases)."""
+    stmt = select_in_scope(Grant, principal).where(
+        (Grant.beneficiary_id == beneficiary_id) | (Grant.requested_beneficiary_id == beneficiary_id),
+        Grant.business_name != ERASED)
+    grants = list((await session.execute(stmt)).scalars().all())
+    await _erase_grants(session, principal, grants, "request")
+    return len(grants)
+
+
+async def erase_expired(session: AsyncSession, settings: Any) -> int:
+    """Housekeeping: the same personal-data retention as the beneficiaries service
+    (``CRP_PERSONAL_DATA_RETENTION_DAYS``), counted from a grant's last change."""
+    days = getattr(settings, "personal_data_retention_days", None)
+    if not days:
+        return 0
+    cutoff = utcnow() - timedelta(days=days)
+    grants = list((await session.execute(select(Grant).where(
+        Grant.business_name != ERASED, Grant.updated_at < cutoff).limit(500))).scalars().all())
+    await _erase_grants(session, RETENTION, grants, "retention")
+    return len(grants)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,7 +32,7 @@ from services.cli import start_nats
 from shared import catalog
 from shared.auth import ROLES, issue_token
 from shared.settings import CommonSettings
-from tests.e2e.test_platform import RunningPlatform, auth, start_platform, stop_platform
+from tests.e2e.test_platform import CRP, ROOT, RunningPlatform, auth, start_platform, stop_platform
 
 pytestmark = pytest.mark.e2e
 STREAM = "E2EHARDENING"
@@ -386,3 +388,97 @@ def test_no_personal_data_on_the_stream_or_in_any_log(hardened: Hardened) -> Non
             assert secret not in text, (what, where)
         assert "1987-03-14" not in text, where
         assert hardened.secrets["phone"].replace(" ", "") not in text.replace(" ", ""), where
+
+
+# -- erasure ---------------------------------------------------------------------------------------------------
+def reconcile(platform: RunningPlatform) -> subprocess.CompletedProcess[str]:
+    """`crp indicators reconcile` against the platform: exit 0 when the indicators equal the sources' truth."""
+    return subprocess.run([*CRP, "indicators", "reconcile", "--url", platform.url, "--wait", "20"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_erasure_forgets_the_person_everywhere_and_keeps_the_counts(hardened: Hardened) -> None:
+    platform = hardened.platform
+    tag = uuid.uuid4().hex[:8]
+    digits = f"{uuid.uuid4().int % 10**7:07d}"
+    person = {"first_name": f"Rasha{tag}", "father_name": f"Karim{tag}", "grandfather_name": f"Fadhil{tag}",
+              "phone": f"+964 782 {digits[:3]} {digits[3:]}", "national_id": f"ERASE-{tag}"}
+    business, note = f"Rasha's Sewing Shop {tag}", f"The shop behind the mosque of {tag}"
+    manager = auth("programme_manager")
+    with httpx.Client(base_url=platform.url, headers=manager, timeout=30) as client:
+        body = {**person, "sex": "female", "date_of_birth": "1990-06-21", "displacement_status": "idp",
+                "community_id": hardened.ids["community"], "consent": {"given": True, "obtained_on": "2026-11-20"},
+                "confirm_not_duplicate": True}
+        registered = client.post("/api/v1/beneficiaries", json=body)
+        assert registered.status_code == 201, registered.text
+        pid = registered.json()["id"]
+        grant = client.post("/api/v1/grants", json={"beneficiary_id": pid, "business_name": business,
+                                                    "sector": "tailoring", "amount_requested": "800.00",
+                                                    "currency": "USD"}).json()
+        assert client.post(f"/api/v1/grants/{grant['id']}/approval",
+                           json={"amount_approved": "800.00"}).status_code == 200
+        paid = client.post(f"/api/v1/grants/{grant['id']}/disbursements", json={
+            "amount": "800.00", "disbursed_on": time.strftime("%Y-%m-%d", time.gmtime())})
+        assert paid.status_code == 201, paid.text
+        visit = client.post(f"/api/v1/grants/{grant['id']}/monitoring-visits", json={
+            "visited_on": time.strftime("%Y-%m-%d", time.gmtime()), "business_operating": True,
+            "employees_female": 1, "employees_male": 0, "monthly_income_band": "under_250k", "notes": note,
+            "latitude": 36.33, "longitude": 43.13})
+        assert visit.status_code == 201, visit.text
+        assert client.get(f"/api/v1/grants/{grant['id']}").json()["business_name"] == business
+
+        # who may not erase is refused; the person's data is still there
+        refused = client.post(f"/api/v1/beneficiaries/{pid}/erasure", json={"requested_on": "2026-11-25"},
+                              headers=auth("case_worker"))
+        assert refused.status_code == 403
+        erased = client.post(f"/api/v1/beneficiaries/{pid}/erasure", json={"requested_on": "2026-11-25"})
+        assert erased.status_code == 200, erased.text
+        after = erased.json()
+        assert after["erased_on"] == "2026-11-25"
+        assert (after["first_name"], after["father_name"], after["grandfather_name"], after["phone"],
+                after["has_national_id"], after["date_of_birth"]) == ("", "", None, None, False, "1990-01-01")
+        assert (after["sex"], after["community_id"], after["consent"]["given"]) == ("female",
+                                                                                  hardened.ids["community"], True)
+        again = client.post(f"/api/v1/beneficiaries/{pid}/erasure", json={"requested_on": "2026-11-25"})
+        assert again.status_code == 409  # irreversible and once: there is nothing left to erase
+        assert client.get(f"/api/v1/grants/{grant['id']}").json()["business_name"] == "[erased]"
+        visits = client.get(f"/api/v1/grants/{grant['id']}/monitoring-visits").json()
+        visits = visits["items"] if isinstance(visits, dict) else visits
+        assert visits and all(v.get("notes") is None and v.get("latitude") is None for v in visits)
+        # nothing left to match on: the same person registered again is not a duplicate of the erased record
+        back = client.post("/api/v1/beneficiaries", json={**body, "confirm_not_duplicate": False})
+        assert back.status_code == 201, back.text
+        everywhere = client.get(f"/api/v1/beneficiaries/{pid}").text + client.get(f"/api/v1/grants/{grant['id']}").text
+        for value in (*person.values(), business, note):
+            assert value not in everywhere
+
+    # the indicators keep their anonymous counts: they equal the truth recomputed from the services' records
+    result = reconcile(platform)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    # audited (who, when, which fields), and the audit log itself holds no personal data
+    db = sqlite3.connect(platform.data_dir / "beneficiaries.db")
+    try:
+        rows = db.execute("SELECT action, actor, fields FROM audit_log WHERE entity_id = ?", (pid,)).fetchall()
+        audit_text = json.dumps(db.execute("SELECT * FROM audit_log").fetchall(), default=str)
+    finally:
+        db.close()
+    assert any(action == "erased_request" and "phone" in json.loads(fields) for action, _, fields in rows), rows
+    gdb = sqlite3.connect(platform.data_dir / "grants.db")
+    try:
+        assert gdb.execute("SELECT count(*) FROM audit_log WHERE entity_id = ? AND action = 'erased_request'",
+                           (grant["id"],)).fetchone()[0] == 1
+        audit_text += json.dumps(gdb.execute("SELECT * FROM audit_log").fetchall(), default=str)
+    finally:
+        gdb.close()
+    for value in (*person.values(), business, note):
+        assert value not in audit_text
+    # the erased values are gone from the database files themselves, not just from the API
+    for name in ("beneficiaries", "grants"):
+        stored = b"".join(p.read_bytes() for p in platform.data_dir.glob(f"{name}.db*"))
+        for value in (person["first_name"], person["phone"], business, note):
+            assert value.encode() not in stored, (name, value)
+    events = [json.loads(m.split(b" ", 2)[2]) for m in asyncio.run(every_message(hardened.nats_url))
+              if m.startswith(b"crp.beneficiaries.beneficiary.erased")]
+    assert [e["data"] for e in events if e["data"]["beneficiary_id"] == pid] == [
+        {"beneficiary_id": pid, "revision": after["version"], "reason": "request"}]
