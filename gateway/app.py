@@ -34,7 +34,7 @@ from gateway.proxy import FORWARDED, REQUEST_DROP, Proxy, child_traceparent
 from gateway.settings import PUBLIC_PREFIX, GatewaySettings
 from shared.auth import Principal, TokenVerifier, bearer_token, single_authorization
 from shared.db import create_engine, create_sessionmaker
-from shared.errors import BadRequest, Unauthorized, install_error_handlers, problem_response
+from shared.errors import BadRequest, PayloadTooLarge, Unauthorized, install_error_handlers, problem_response
 from shared.migrations import metadata_of, upgrade
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, request_id_var
 from shared.schemas import require_json_body
@@ -276,7 +276,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         ip = edge.client_ip(scope, request.headers.get("x-forwarded-for"))
         await edge.admit(ip, single_authorization(request.headers.getlist("authorization")), None)
 
-    app.include_router(apikeys.router, dependencies=[Depends(rate_limited), Depends(require_json_body)])
+    async def body_within_limit(request: Request) -> None:
+        """The gateway's own routes refuse a body over ``max_body_bytes`` like proxied ones (413)."""
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
+            raise PayloadTooLarge(f"The request body is larger than {settings.max_body_bytes} bytes",
+                                  max_bytes=settings.max_body_bytes)
+
+    app.include_router(apikeys.router, dependencies=[Depends(body_within_limit), Depends(rate_limited),
+                                                     Depends(require_json_body)])
 
     async def public_rate_limited(request: Request) -> None:
         """The dashboard's files count against the caller's address like public API paths."""

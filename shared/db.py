@@ -63,7 +63,7 @@ def create_engine(settings: CommonSettings) -> AsyncEngine:
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:
-    """WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE.
+    """WAL, foreign keys, a busy timeout, secure delete, and BEGIN IMMEDIATE.
 
     A deferred transaction that reads then writes fails at once with "database is locked" when
     another connection writes first; taking the write lock at BEGIN makes writers queue instead.
@@ -78,6 +78,7 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA secure_delete=ON")  # an erased or deleted value is overwritten, not left in a free page
         cur.close()
 
     @event.listens_for(engine.sync_engine, "begin")
