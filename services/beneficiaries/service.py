@@ -463,7 +463,7 @@ async def erase_expired(session: AsyncSession, settings: CommonSettings) -> int:
     cutoff = utcnow() - timedelta(days=days)
     rows = (await session.execute(select(Beneficiary).where(
         Beneficiary.erased_on.is_(None), Beneficiary.updated_at < cutoff,  # type: ignore[union-attr]
-    ).limit(500))).scalars().all()
+    ).limit(500).with_for_update(skip_locked=True))).scalars().all()  # replicas' housekeepers share the work
     for beneficiary in rows:
         _erase(session=session, outbox=outbox, principal=RETENTION, beneficiary=beneficiary, on=utcnow().date(),
                reason="retention")

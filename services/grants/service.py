@@ -490,6 +490,7 @@ async def erase_expired(session: AsyncSession, settings: Any) -> int:
         return 0
     cutoff = utcnow() - timedelta(days=days)
     grants = list((await session.execute(select(Grant).where(
-        Grant.business_name != ERASED, Grant.updated_at < cutoff).limit(500))).scalars().all())
+        Grant.business_name != ERASED, Grant.updated_at < cutoff,
+    ).limit(500).with_for_update(skip_locked=True))).scalars().all())  # replicas' housekeepers share the work
     await _erase_grants(session, RETENTION, grants, "retention")
     return len(grants)
