@@ -152,6 +152,18 @@ def validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # A deadlock or a serialization failure aborts a transaction that may simply be retried.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+# The database went away or is restarting (connection exception, admin or crash shutdown, starting up).
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database cannot be reached right now (not that the request is wrong)."""
+    if isinstance(exc, DBAPIError):
+        code = sqlstate(exc) or ""
+        if exc.connection_invalidated or code.startswith("08") or code in UNAVAILABLE_SQLSTATES:
+            return True
+        return isinstance(exc.orig, ConnectionError | OSError)
+    return isinstance(exc, ConnectionError | OSError)
 
 
 def sqlstate(exc: BaseException) -> str | None:
@@ -226,6 +238,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return await on_crash(request, exc)
 
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
+        if database_unavailable(exc):  # a restart or an outage: nothing was stored, the client may retry
+            log.warning("database unavailable on %s %s: %s", request.method, _route(request), describe(exc))
+            return problem_response(503, slug="service-unavailable", instance=request.url.path,
+                                    detail="The database is unavailable; nothing was stored, retry later.",
+                                    headers={"Retry-After": "1"})
         log.error("unhandled error on %s %s: %s", request.method, _route(request), describe(exc),
                   extra={"stack": stack(exc)})
         return problem_response(500, slug="internal-error", instance=request.url.path,

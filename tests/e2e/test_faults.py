@@ -25,8 +25,9 @@ import httpx
 import pytest
 
 from services.cli import Platform, free_port, http_ok, start_nats
+from shared import catalog
 from tests.e2e.test_platform import free_block
-from tests.e2e.workload import Workload, double_counted, reconcile
+from tests.e2e.workload import Workload, double_counted, headers, reconcile
 
 pytestmark = pytest.mark.e2e
 ROUNDS = int(os.environ.get("CRP_FAULT_ROUNDS", "4"))
@@ -89,9 +90,13 @@ class Harness(Platform):
     def wait_gateway(self) -> None:
         """Until the gateway sees every service again (it marks a failing upstream down for a few seconds)."""
         deadline = time.monotonic() + 60
-        while not http_ok(f"{self.url}/readyz"):
-            assert time.monotonic() < deadline, "the gateway does not see every service again"
-            time.sleep(0.2)
+        token = headers()
+        for entry in catalog.SERVICES:
+            if entry.name not in self.services:
+                continue
+            while httpx.get(f"{self.url}{entry.prefixes[0]}", headers=token, timeout=10).status_code in (502, 503):
+                assert time.monotonic() < deadline, f"the gateway does not route to {entry.name} again"
+                time.sleep(0.2)
 
     def stop(self) -> None:
         super().stop()
@@ -141,6 +146,8 @@ def check(name: str, harness_url: str, work: Workload) -> None:
           f"double counted {double_counted(result.stdout)}; reconcile exit {result.returncode}; "
           f"errors answered during the fault (retried) {errors}")
     assert not lost, lost[:10]
+    # a fault is answered as one (503, retry), never as a crash
+    assert not [op for op, codes in errors.items() if "500" in codes], errors
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
 
 
