@@ -28,6 +28,7 @@ from shared.db import create_engine, create_sessionmaker
 from shared.events import CloudEvent, EventData
 from shared.events.beneficiaries import (
     BeneficiaryConsentWithdrawn,
+    BeneficiaryErased,
     BeneficiaryMerged,
     BeneficiaryRegistered,
     BeneficiaryUpdated,
@@ -115,6 +116,10 @@ class Producers:
         self.version[person] += 1
         self._emit(BeneficiaryConsentWithdrawn(beneficiary_id=person, revision=self.version[person],
                                                withdrawn_on=self.clock.date()), person)
+
+    def erase(self, person: str) -> None:
+        self.version[person] += 1
+        self._emit(BeneficiaryErased(beneficiary_id=person, revision=self.version[person], reason="request"), person)
 
     def merge(self, survivor: str, duplicate: str) -> None:
         for record in (survivor, duplicate):
@@ -303,6 +308,7 @@ def recorded_sequence() -> list[CloudEvent]:
     p.merge(h, g)
     p.update(h, sex="female")
     p.withdraw_consent(h)
+    p.erase(h)  # the person is forgotten: the counts stay
     p.update(h, displacement_status="returnee")  # a later edit still applies
     # Grants: a duplicate's grant counts for its survivor; a reversed tranche counts nothing; a person
     # whose only disbursement was reversed is not assisted.
