@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench clean
+.PHONY: dev test lint bench fuzz load faults audit clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -24,6 +24,21 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/register.py
+
+# The larger hardening runs (the suite runs small versions of each): they print their figures.
+fuzz: $(STAMP)
+	$(BIN)/python bench/fuzz.py --examples $(or $(EXAMPLES),25) --coverage
+
+load: $(STAMP)
+	$(BIN)/python bench/load.py --seconds $(or $(DURATION),180) --clients $(or $(CLIENTS),8)
+
+faults: $(STAMP)
+	CRP_FAULT_ROUNDS=$(or $(ROUNDS),40) $(BIN)/python -m pytest -s -q -p no:cacheprovider -o timeout=1800 \
+		tests/e2e/test_faults.py
+
+# Known vulnerabilities in the installed dependencies (pip-audit asks PyPI's advisory data).
+audit: $(STAMP)
+	$(BIN)/pip-audit --progress-spinner off --skip-editable --strict  # --strict: a package it could not check fails
 
 clean:
 	rm -rf $(VENV) .crp .pytest_cache

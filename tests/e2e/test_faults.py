@@ -24,10 +24,10 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.workload import Workload, double_counted, headers, reconcile
 from services.cli import Platform, free_port, http_ok, start_nats
 from shared import catalog
 from tests.e2e.test_platform import free_block
-from tests.e2e.workload import Workload, double_counted, headers, reconcile
 
 pytestmark = pytest.mark.e2e
 ROUNDS = int(os.environ.get("CRP_FAULT_ROUNDS", "4"))

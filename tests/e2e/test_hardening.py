@@ -487,3 +487,15 @@ def test_erasure_forgets_the_person_everywhere_and_keeps_the_counts(hardened: Ha
               if subject.startswith("crp.beneficiaries.beneficiary.erased")]
     assert [e["data"] for e in events if e["data"]["beneficiary_id"] == pid] == [
         {"beneficiary_id": pid, "revision": after["version"], "reason": "request"}]
+
+
+# -- fuzzing (last: it leaves generated records behind) -------------------------------------------------------
+def test_fuzz_the_merged_openapi_with_several_roles(hardened: Hardened) -> None:
+    """schemathesis through the gateway: no 5xx, responses match their documented schemas; a few examples per
+    operation here (`make fuzz` runs many more, with the coverage phase)."""
+    from bench.fuzz import fuzz
+
+    ok, lines = fuzz(hardened.platform.url, examples=2, profiles=["admin", "case_worker@IQG15"])
+    print("\n" + "\n".join(lines))
+    assert ok, "\n".join(lines)
+    assert all(" cases: " in line for line in lines if line.startswith("fuzz "))

@@ -1,6 +1,6 @@
-"""A mixed workload through the gateway, shared by the fault tests and `bench/load.py`: registrations, grants
-(submitted, approved, disbursed), enrolments with attendance and completion, feedback, community activities,
-infrastructure progress, and reads. Every write that was answered 2xx is remembered, so a test can check that
+"""A mixed workload through the gateway, shared by `bench/load.py` and the fault tests (tests/e2e/test_faults.py):
+registrations, grants (submitted, approved, disbursed), enrolments with attendance and completion, feedback,
+community activities, and reads. Every write that was answered 2xx is remembered, so a test can check that
 none was lost (it is still there) and that the indicators equal the truth (`crp indicators reconcile`)."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import httpx
 from shared.auth import issue_token
 from shared.settings import CommonSettings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 TODAY = time.strftime("%Y-%m-%d", time.gmtime())
 DISTRICTS = ("IQG15Q05", "IQG15Q06", "IQG01Q01")
 
