@@ -7,6 +7,7 @@ from __future__ import annotations
 from services.feedback.config import FeedbackSettings
 from services.feedback.models import TABLES
 from services.feedback.routes import routers
+from services.feedback.service import erase_expired
 from shared.app import Service
 from shared.audit import AuditEntry
 
@@ -20,5 +21,6 @@ service = Service(
     routers=routers,
     tables=(*TABLES, AuditEntry),
     settings=FeedbackSettings,
+    housekeeping=erase_expired,
 )
 create_app = service.create_app

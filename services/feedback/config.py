@@ -16,6 +16,9 @@ SENSITIVE_LEVEL = ServiceLevel(acknowledge_hours=24, resolve_hours=72)
 
 class FeedbackSettings(CommonSettings):
     service_name: str = "feedback"
+    # Resolved or closed cases unchanged for this many days lose their text and contact (housekeeping); the same
+    # setting as the beneficiaries and grants services'. Unset keeps them.
+    personal_data_retention_days: int | None = Field(default=None, ge=1)
 
     # Service levels per category (CRP_FEEDBACK_SERVICE_LEVELS, JSON: {"sea": {"acknowledge_hours": 12,
     # "resolve_hours": 48}}); a category not named keeps the default: 7 days and 30 days, the sensitive

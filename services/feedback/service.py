@@ -523,3 +523,36 @@ def list_activities_query(*, principal: Principal, kind: str | None, community_i
         stmt = stmt.where(CommunityActivity.held_on <= held_to)
     return stmt
 
+
+
+ERASED = "[erased]"
+RETENTION = Principal(sub="retention", roles=frozenset({"admin"}), governorates=frozenset({"*"}))
+
+
+async def erase_expired(session: AsyncSession, settings: Any) -> int:
+    """Housekeeping: the personal data retention (``CRP_PERSONAL_DATA_RETENTION_DAYS``, as in beneficiaries and
+    grants) for cases resolved or closed and unchanged that long: the description becomes ``[erased]``; the
+    contact, the response, the referral's recipient and the internal notes are removed. Category, channel, place,
+    dates and statuses stay (the figures rest on them). Returns how many cases."""
+    days = getattr(settings, "personal_data_retention_days", None)
+    if not days:
+        return 0
+    cutoff = utcnow() - timedelta(days=days)
+    erased = seal(settings, ERASED)
+    cases = list((await session.execute(select(Feedback).where(
+        Feedback.status.in_(("resolved", "closed")), Feedback.updated_at < cutoff,  # type: ignore[attr-defined]
+    ).order_by(Feedback.updated_at).limit(500).with_for_update(skip_locked=True))).scalars().all())
+    for case in cases:
+        if unseal(settings, case.description_sealed) == ERASED and case.contact_sealed is None \
+                and case.response_sealed is None and case.referred_to_sealed is None:
+            continue  # already erased (sealing is randomised: a query cannot tell)
+        case.description_sealed, case.contact_sealed = erased, None
+        case.response_sealed = case.referred_to_sealed = None
+        case.updated_at = utcnow()
+        session.add(case)
+        history = FeedbackHistory.__table__  # type: ignore[attr-defined]
+        await session.execute(history.update().where(history.c.feedback_id == case.id).values(note_sealed=None))
+        audit(session, principal=RETENTION, entity="feedback", entity_id=case.id, action="erased_retention",
+              fields={"description", "contact", "response", "referred_to", "notes"})
+    await session.flush()
+    return len(cases)
