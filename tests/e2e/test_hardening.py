@@ -255,7 +255,10 @@ def test_a_scoped_token_never_sees_out_of_scope_records(hardened: Hardened) -> N
         seen = client.get(f"/api/v1/beneficiaries/{hardened.ids['beneficiary']}", headers=everywhere)
         assert seen.status_code == 200 and seen.json()["first_name"] == hardened.secrets["first_name"]
         for path, _ in gets:
-            targets = [fill(path, i) for i in sorted(ids)] if "{" in path else [path]
+            # an item path with each of our ids; a list as it is, searched by a name we wrote and filtered on
+            # the out-of-scope community (what a filter or a count answers must not reveal it either)
+            targets = [fill(path, i) for i in sorted(ids)] if "{" in path else [
+                path, f"{path}?q={hardened.secrets['first_name']}", f"{path}?community_id={hardened.ids['community']}"]
             for target in targets:
                 resp = client.get(target, headers=scoped)
                 asked = set(re.findall(r"[0-9a-f-]{36}", target))
