@@ -28,7 +28,7 @@ class Entry:
 # In port order: the gateway listens on P, these on P+1 .. P+6 (the contract's order).
 SERVICES: tuple[Entry, ...] = (
     Entry("beneficiaries", ("/api/v1/locations", "/api/v1/communities", "/api/v1/households",
-                            "/api/v1/beneficiaries")),
+                            "/api/v1/beneficiaries", "/api/v1/duplicate-reviews")),
     Entry("grants", ("/api/v1/grants", "/api/v1/grant-calls")),
     Entry("training", ("/api/v1/courses", "/api/v1/enrolments", "/api/v1/follow-ups", "/api/v1/market-assessments",
                        "/api/v1/job-opportunities")),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.beneficiaries.config import BeneficiariesSettings
-from services.beneficiaries.models import Beneficiary, Community, Household
+from services.beneficiaries.models import Beneficiary, Community, DuplicateReview, Household
 from services.beneficiaries.routes import routers
 from shared.app import Service
 from shared.audit import AuditEntry
@@ -14,7 +14,7 @@ service = Service(
     description="Registration of displaced people, returnees and host communities, with consent, "
                 "duplicate detection and governorate scoping.",
     routers=routers,
-    tables=(Community, Household, Beneficiary, AuditEntry),
+    tables=(Community, Household, Beneficiary, DuplicateReview, AuditEntry),
     settings=BeneficiariesSettings,
 )
 create_app = service.create_app

@@ -197,3 +197,51 @@ class Candidate(BaseModel):
 
 class MergeRequest(Strict):
     duplicate_id: str
+
+
+class DuplicateDecision(Strict):
+    decision: Literal["distinct", "merge"] = Field(description="`distinct`: two people, never flagged again as a "
+                                                               "pair; `merge`: one person, folded into `survivor_id`.")
+    survivor_id: str | None = Field(default=None, description="With `merge`: which of the two records stays.")
+
+    @model_validator(mode="after")
+    def _survivor_with_merge(self) -> DuplicateDecision:
+        if self.decision == "merge" and not self.survivor_id:
+            raise ValueError("survivor_id is required to merge")
+        if self.decision == "distinct" and self.survivor_id:
+            raise ValueError("survivor_id is only for a merge")
+        return self
+
+
+class DuplicateReviewPublic(BaseModel):
+    id: str
+    status: Literal["open", "distinct", "merged"]
+    source: Literal["registration", "update", "rescan"] = Field(
+        description="What found the pair: a registration confirmed despite it, a corrected record, or a rescan.")
+    score: float = Field(description="Under the current rules.")
+    score_when_found: float
+    reasons: list[str]
+    beneficiary: BeneficiaryPublic = Field(description="The later record.")
+    candidate: BeneficiaryPublic = Field(description="The record it may duplicate.")
+    survivor_id: str | None
+    decided_by: str | None
+    decided_at: UtcDatetime | None
+    created_at: UtcDatetime
+    version: int
+
+
+class DuplicateReviewSummary(BaseModel):
+    open: int
+    decided: int
+    distinct: int
+    merged: int
+    closed_by_other_merge: int = Field(description="Open pairs one of whose records was merged with a third.")
+    median_open_age_seconds: float | None
+    median_decision_seconds: float | None = Field(description="From being found to being decided.")
+
+
+class RescanResult(BaseModel):
+    people: int
+    keys_recomputed: int
+    pairs_compared: int
+    reviews_added: int
