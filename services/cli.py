@@ -147,6 +147,29 @@ def cmd_pii_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- crp beneficiaries rescan ---------------------------------------------------------------------
+def cmd_beneficiaries_rescan(args: argparse.Namespace) -> int:
+    from services.beneficiaries.app import service
+    from services.beneficiaries.service import rescan_duplicates
+    from shared.db import create_engine, create_sessionmaker
+
+    settings = service.make_settings()
+
+    async def run() -> Any:
+        engine = create_engine(settings)
+        try:
+            await service.migrate(engine, settings)
+            async with create_sessionmaker(engine)() as session, session.begin():
+                return await rescan_duplicates(session=session)
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(run())
+    print(f"beneficiaries: {result.people} people rescanned, {result.keys_recomputed} blocking keys recomputed, "
+          f"{result.pairs_compared} pairs compared, {result.reviews_added} probable duplicates added to the review queue")
+    return 0
+
+
 # -- crp dev --------------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
@@ -349,6 +372,12 @@ def main(argv: list[str] | None = None) -> int:
     rotate = pii_sub.add_parser("rotate", help="wrap every stored national-ID hash under the current key "
                                                "(CRP_PII_KEY_ID; the old keys in CRP_PII_RETIRED_KEYS)")
     rotate.set_defaults(func=cmd_pii_rotate)
+
+    beneficiaries = sub.add_parser("beneficiaries", help="beneficiaries service operations")
+    ben_sub = beneficiaries.add_subparsers(dest="action", required=True)
+    rescan = ben_sub.add_parser("rescan", help="re-run duplicate detection over the whole registry with the current "
+                                               "rules and queue the probable pairs for review (idempotent)")
+    rescan.set_defaults(func=cmd_beneficiaries_rescan)
 
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
