@@ -13,9 +13,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from pydantic import PlainSerializer
-from sqlalchemy import event, exc, text
+from sqlalchemy import Engine, event, exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.orm.session import Session as SyncSession
 
 from shared.settings import CommonSettings
 
@@ -56,10 +57,36 @@ def create_engine(settings: CommonSettings) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         _sqlite_pragmas(engine)
         return engine
-    return create_async_engine(
-        url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True,
+    engine = create_async_engine(
+        url, pool_size=10, max_overflow=20, hide_parameters=True,
         connect_args={"server_settings": {"search_path": settings.schema or "public"}},
     )
+    _ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
+    return engine
+
+
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Check a pooled PostgreSQL connection before use only when it sat idle (a restart or a network cut may have
+    broken it meanwhile). ``pool_pre_ping`` did it on every checkout: one more round trip for every request,
+    while a connection in steady use is known to be alive. A dead one is replaced, the request never sees it."""
+    import time
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < idle_seconds:
+            return
+        try:
+            dbapi_conn.ping()
+        except Exception as error:  # the pool discards this connection and checks out another
+            raise exc.DisconnectionError("stale pooled connection") from error
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:
@@ -145,8 +172,30 @@ async def database_answers(bind: AsyncEngine | AsyncConnection, timeout: float =
         _read_only.reset(token)
 
 
+class RequestSession(SyncSession):
+    """The session of requests and workers. On PostgreSQL, the reads of a safe-method request run in autocommit:
+    no BEGIN and COMMIT round trips around a lone SELECT. At READ COMMITTED each statement reads its own
+    snapshot anyway, so nothing a reader sees changes; a safe-method request that writes calls ``will_write``
+    before its first query and gets a transaction. (SQLite keeps its deferred BEGIN: its reads of one request
+    share a snapshot, and the BEGIN is no network round trip.)"""
+
+    def get_bind(self, *args: Any, **kwargs: Any) -> Any:
+        bind = super().get_bind(*args, **kwargs)
+        if _read_only.get() and isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+            return _autocommit(bind)
+        return bind
+
+
+def _autocommit(engine: Engine) -> Engine:
+    reader = engine.__dict__.get("_crp_autocommit")
+    if reader is None:  # shares the engine's pool; the isolation level is reset when a connection returns
+        reader = engine.__dict__["_crp_autocommit"] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return reader
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    return async_sessionmaker(engine, class_=AsyncSession, sync_session_class=RequestSession,
+                              expire_on_commit=False)
 
 
 _after_commit_hooks_key = "after_commit"

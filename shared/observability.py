@@ -65,6 +65,20 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        # The metric children of each (method, route[, status]), looked up once: labels() takes a lock and
+        # builds a key on every call.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._histograms: dict[tuple[str, str], Any] = {}
+
+    def _observe(self, method: str, route: str, status: int, elapsed: float) -> None:
+        counter = self._counters.get((method, route, status))
+        if counter is None:
+            counter = self._counters[(method, route, status)] = REQUESTS.labels(self.service, method, route, str(status))
+        histogram = self._histograms.get((method, route))
+        if histogram is None:
+            histogram = self._histograms[(method, route)] = LATENCY.labels(self.service, method, route)
+        counter.inc()
+        histogram.observe(elapsed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,9 +106,9 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - start
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope["method"]
-            REQUESTS.labels(self.service, method, route, str(status)).inc()
-            LATENCY.labels(self.service, method, route).observe(elapsed)
-            if route not in ("/healthz", "/metrics"):
+            self._observe(method, route, status, elapsed)
+            # Nothing is built for a line that is not written (CRP_LOG_LEVEL above INFO).
+            if route not in ("/healthz", "/metrics") and access_log.isEnabledFor(logging.INFO):
                 access_log.info("request", extra={"method": method, "route": route, "status": status,
                                                   "duration_ms": round(elapsed * 1000, 2)})
             request_id_var.reset(token)

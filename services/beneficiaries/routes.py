@@ -145,7 +145,7 @@ async def list_beneficiaries(
                                         displacement_status=displacement_status, q=q,
                                         include_merged=include_merged, merged_into_id=merged_into_id)
     rows, next_cursor = await paginate(session, stmt, Beneficiary, limit=limit, cursor=cursor, request=request,
-                                       response=response)
+                                       response=response, rows_only=True)
     return Page(items=[svc.to_public(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -153,7 +153,7 @@ async def list_beneficiaries(
 async def get_beneficiary(beneficiary_id: str, response: Response, session: SessionDep,
                           principal: Reader) -> BeneficiaryPublic:
     """One beneficiary, with its `ETag` (404 when absent or outside your governorates)."""
-    beneficiary = await svc.get_beneficiary(session=session, principal=principal, beneficiary_id=beneficiary_id)
+    beneficiary = await svc.read_beneficiary(session=session, principal=principal, beneficiary_id=beneficiary_id)
     response.headers["ETag"] = make_etag(beneficiary.id, beneficiary.version)
     return svc.to_public(beneficiary)
 

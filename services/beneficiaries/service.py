@@ -56,7 +56,7 @@ from shared.events.beneficiaries import (
 )
 from shared.outbox import Outbox
 from shared.pii import check_chain, current_chain, keyed_hash, needs_rewrap, rewrap
-from shared.scope import get_in_scope, select_filtered, select_in_scope
+from shared.scope import get_in_scope, read_in_scope, select_filtered, select_in_scope
 from shared.settings import CommonSettings
 
 
@@ -128,7 +128,8 @@ async def _household_for_write(session: AsyncSession, principal: Principal, hous
 
 
 # -- beneficiaries --------------------------------------------------------------------------------
-def to_public(b: Beneficiary) -> BeneficiaryPublic:
+def to_public(b: Beneficiary | Any) -> BeneficiaryPublic:
+    """The public view of a record (a model instance, or a read-only row of its table)."""
     return BeneficiaryPublic(
         id=b.id, first_name=b.first_name, father_name=b.father_name, grandfather_name=b.grandfather_name,
         family_name=b.family_name, sex=b.sex, date_of_birth=b.date_of_birth,  # type: ignore[arg-type]
@@ -313,6 +314,11 @@ async def register(*, session: AsyncSession, outbox: Outbox, settings: CommonSet
 async def get_beneficiary(*, session: AsyncSession, principal: Principal, beneficiary_id: str) -> Beneficiary:
     """A beneficiary in the caller's scope, else NotFound (out of scope looks like absent)."""
     return await get_in_scope(session, Beneficiary, beneficiary_id, principal, label="beneficiary")
+
+
+async def read_beneficiary(*, session: AsyncSession, principal: Principal, beneficiary_id: str) -> Any:
+    """``get_beneficiary`` for a request that only shows it: a read-only row (``to_public`` renders it)."""
+    return await read_in_scope(session, Beneficiary, beneficiary_id, principal, label="beneficiary")
 
 
 def list_beneficiaries_query(*, principal: Principal, community_id: str | None, governorate: str | None,
