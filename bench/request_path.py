@@ -296,7 +296,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1, help="service worker processes")
-    parser.add_argument("--populations", type=lambda v: [int(x) for x in v.split(",")], default=[1000, 50000])
+    parser.add_argument("--populations", type=lambda v: [int(x) for x in v.split(",") if x], default=[1000, 50000], help="comma-separated; empty to skip")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")

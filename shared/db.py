@@ -54,11 +54,14 @@ def create_engine(settings: CommonSettings) -> AsyncEngine:
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True,
+                                     pool_size=settings.database_pool_size,
+                                     max_overflow=settings.database_max_overflow)
         _sqlite_pragmas(engine)
         return engine
     engine = create_async_engine(
-        url, pool_size=10, max_overflow=20, hide_parameters=True,
+        url, pool_size=settings.database_pool_size, max_overflow=settings.database_max_overflow,
+        hide_parameters=True,
         connect_args={"server_settings": {"search_path": settings.schema or "public"}},
     )
     _ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)

@@ -7,7 +7,7 @@ import logging
 import re
 import sys
 import time
-import uuid
+from random import getrandbits as _random_bits
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -86,7 +86,7 @@ class RequestContextMiddleware:
             return
         request_id = _header(scope, b"x-request-id")
         if request_id is None or not REQUEST_ID.fullmatch(request_id):
-            request_id = uuid.uuid4().hex
+            request_id = f"{_random_bits(128):032x}"  # a correlation id, not a secret: no urandom syscall
         token = request_id_var.set(request_id)
         start = time.perf_counter()
         status = 500

@@ -29,6 +29,11 @@ class CommonSettings(BaseSettings):
     database_url: str | None = None
     database_schema: str | None = None
     migrate_on_start: bool = True
+    # Connections each process keeps open (and how many more it may open under a burst). A request holds one
+    # for its whole life: with fewer than the requests in flight, every extra one opened and closed a
+    # connection (on SQLite a thread and four PRAGMAs, on PostgreSQL a handshake).
+    database_pool_size: int = Field(default=20, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
 
     # Events
     nats_url: str = "nats://127.0.0.1:4222"
