@@ -111,14 +111,15 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> 
 
 
 def service_argv(port: int, workers: int) -> list[str]:
-    """The command line production uses (shared.server), or uvicorn's as `crp dev` used it before."""
+    """`crp serve` as production runs it, or (code from before it existed) uvicorn as `crp dev` ran it."""
     try:
-        from shared.server import serve_argv  # type: ignore[attr-defined]
+        from shared.server import serve_argv  # noqa: F401
     except ImportError:
         from shared.server import UVICORN_ARGS
         return [sys.executable, "-m", "uvicorn", "--factory", "services.beneficiaries.app:create_app",
                 "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning", *UVICORN_ARGS]
-    return serve_argv("beneficiaries", host="127.0.0.1", port=port, workers=workers)
+    return [sys.executable, "-m", "services.cli", "serve", "beneficiaries", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers)]
 
 
 # -- seeding people straight into the database -------------------------------------------------------------
@@ -161,7 +162,7 @@ def seed(settings: Any, people: int, rng: random.Random) -> None:
                            national_id_key=None, disability=None, consent_obtained_on=date(2026, 1, 1),
                            merged_into_id=None, created_at=now, updated_at=now, version=1)
                 if has_blocking:
-                    row["blocking_key"] = matching.blocking_key(person, born.year)
+                    row["blocking_key"] = matching.blocking_key(person)
                 batch.append(row)
                 if len(batch) == 5000:
                     async with engine.begin() as conn:

@@ -18,7 +18,7 @@ from typing import Any
 
 from shared import catalog
 from shared.auth import ROLES
-from shared.server import UVICORN_ARGS
+from shared.server import serve_argv
 from shared.settings import CommonSettings
 
 
@@ -170,6 +170,34 @@ def cmd_beneficiaries_rescan(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- crp serve ------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Migrate once, then replace this process with the service's server (``CRP_SERVER_WORKERS`` processes)."""
+    service = catalog.load(args.service)
+    settings = service.make_settings()
+    workers = args.workers or settings.server_workers
+    if workers > 1 and settings.is_sqlite:
+        print(f"crp serve: {args.service} runs on SQLite: one worker (one outbox relay per database)",
+              file=sys.stderr, flush=True)
+        workers = 1
+    if settings.migrate_on_start:
+        from shared.db import create_engine
+
+        async def migrate() -> None:
+            engine = create_engine(settings)
+            try:
+                await service.migrate(engine, settings)
+            finally:
+                await engine.dispose()
+
+        asyncio.run(migrate())
+    os.environ["CRP_MIGRATE_ON_START"] = "false"  # done above, once, not by every worker at once
+    argv = serve_argv(args.service, host=args.host, port=args.port or catalog.port(args.service),
+                      workers=workers, log_level=settings.log_level.lower())
+    os.execv(argv[0], argv)
+    return 0  # not reached
+
+
 # -- crp dev --------------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
@@ -253,10 +281,8 @@ class Platform:
         gateway = f"http://{self.host}:{self.port}"
         env.setdefault("CRP_PUBLIC_BASE_URL", gateway)  # every absolute URL points at the gateway
         env["CRP_GATEWAY_URL"] = gateway                # services accept the gateway's API-key tokens
-        for name in self.services:
-            self._spawn(name, [sys.executable, "-m", "uvicorn", "--factory", f"services.{name}.app:create_app",
-                               "--host", self.host, "--port", str(self.service_port(name)),
-                               "--no-access-log", "--log-level", "warning", *UVICORN_ARGS], env)
+        for name in self.services:  # one process each: light on a 2-core machine
+            self._spawn(name, serve_argv(name, host=self.host, port=self.service_port(name)), env)
         self._spawn("gateway", [sys.executable, "-m", "gateway", "--host", self.host, "--port", str(self.port)],
                     env)
 
@@ -342,6 +368,14 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--data-dir", default=os.environ.get("CRP_DATA_DIR", ".crp"))
     dev.add_argument("--demo", action="store_true", help="load a demo data set through the public API")
     dev.set_defaults(func=cmd_dev)
+
+    serve = sub.add_parser("serve", help="serve one service as production does (migrate once, then "
+                                         "CRP_SERVER_WORKERS uvicorn workers)")
+    serve.add_argument("service", choices=list(catalog.NAMES))
+    serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 (a container's service port)
+    serve.add_argument("--port", type=int, help="default: the service's port in the service list")
+    serve.add_argument("--workers", type=int, help="default: CRP_SERVER_WORKERS (1)")
+    serve.set_defaults(func=cmd_serve)
 
     token = sub.add_parser("token", help="print a bearer token from the development issuer")
     token.add_argument("--role", action="append", required=True, choices=ROLES, metavar="ROLE",

@@ -64,6 +64,10 @@ class CommonSettings(BaseSettings):
 
     cors_origins: list[str] = []
 
+    # Processes serving one service (`crp serve`): on PostgreSQL up to the cores a replica has; SQLite keeps
+    # one (one outbox relay per database there).
+    server_workers: int = Field(default=1, ge=1)
+
     # Where each service answers (CRP_UPSTREAMS, JSON): the gateway routes there, and a service that asks
     # another over HTTP (e.g. grants asking beneficiaries) finds it here. Default: the service list's ports.
     upstreams: dict[str, str] = Field(default_factory=lambda: {
