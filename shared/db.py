@@ -54,9 +54,9 @@ def create_engine(settings: CommonSettings) -> AsyncEngine:
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True,
-                                     pool_size=settings.database_pool_size,
-                                     max_overflow=settings.database_max_overflow)
+        pool = ({"pool_size": settings.database_pool_size, "max_overflow": settings.database_max_overflow}
+                if path and path != ":memory:" else {})
+        engine = create_async_engine(url, hide_parameters=True, async_creator=_sqlite_creator(path), **pool)
         _sqlite_pragmas(engine)
         return engine
     engine = create_async_engine(
@@ -90,6 +90,117 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
             dbapi_conn.ping()
         except Exception as error:  # the pool discards this connection and checks out another
             raise exc.DisconnectionError("stale pooled connection") from error
+
+
+SQLITE_LOCK_TIMEOUT = 30.0  # as long as SQLite's busy timeout
+
+
+def _sqlite_creator(path: str) -> Callable[[], Any]:
+    def create() -> Any:
+        import functools
+
+        connector = functools.partial(sqlite3.connect, path or ":memory:", timeout=SQLITE_LOCK_TIMEOUT,
+                                      isolation_level=None, check_same_thread=False)
+        connection = SqliteConnection(connector, iter_chunk_size=64)
+        connection._thread.daemon = True
+        connection.database = path
+        return connection
+
+    return create
+
+
+_write_locks: dict[tuple[str, int], asyncio.Lock] = {}
+
+
+def _write_lock(database: str) -> asyncio.Lock:
+    """The process's queue of writers of one SQLite file (per event loop)."""
+    key = (database, id(asyncio.get_running_loop()))
+    lock = _write_locks.get(key)
+    if lock is None:
+        lock = _write_locks[key] = asyncio.Lock()
+    return lock
+
+
+def _aiosqlite_connection() -> type:
+    import aiosqlite
+
+    class Connection(aiosqlite.Connection):
+        """aiosqlite without the thread hop where SQLite cannot wait.
+
+        aiosqlite runs every call (cursor, execute, fetch, close, commit) in the connection's thread and wakes
+        the event loop with its result: nine hops for a GET, twenty-five for a registration, each costing more
+        than the statement. Two kinds of call can never wait, and run directly on the event loop:
+
+        - reads of a safe-method request (WAL: a reader never waits for a writer);
+        - the statements of a write transaction once it holds SQLite's write lock.
+
+        Writers of this process queue (FIFO) on an ``asyncio.Lock`` before ``BEGIN IMMEDIATE`` instead of
+        SQLite's busy-polling with sleeps; ``BEGIN IMMEDIATE`` itself still runs in the thread, since another
+        process (``crp pii rotate``) may hold the lock. The lock is released when the transaction ends.
+        """
+
+        database = ""
+        _crp_lock: asyncio.Lock | None = None
+
+        async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+            if self._connection is None:
+                return await super()._execute(fn, *args, **kwargs)
+            if self._crp_lock is not None:  # inside our write transaction: nothing can wait
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    if _ends_transaction(fn, args, self._connection):
+                        self._end_write()
+            if args and isinstance(args[0], str) and args[0].lstrip()[:15].upper() == "BEGIN IMMEDIATE":
+                lock = _write_lock(self.database)
+                try:
+                    await asyncio.wait_for(lock.acquire(), SQLITE_LOCK_TIMEOUT)
+                except TimeoutError:
+                    raise sqlite3.OperationalError("database is locked") from None
+                try:
+                    result = await super()._execute(fn, *args, **kwargs)
+                except BaseException:
+                    lock.release()
+                    raise
+                self._crp_lock = lock
+                return result
+            if _read_only.get():
+                return fn(*args, **kwargs)
+            return await super()._execute(fn, *args, **kwargs)
+
+        def _end_write(self) -> None:
+            lock, self._crp_lock = self._crp_lock, None
+            if lock is not None:
+                lock.release()
+
+        async def close(self) -> None:
+            try:
+                await super().close()
+            finally:
+                self._end_write()
+
+    return Connection
+
+
+def _ends_transaction(fn: Any, args: tuple[Any, ...], connection: Any) -> bool:
+    name = getattr(fn, "__name__", "")
+    if name in ("commit", "rollback", "close") and getattr(fn, "__self__", None) is connection:
+        return True
+    return bool(args) and isinstance(args[0], str) and args[0].lstrip()[:8].upper() in ("COMMIT", "ROLLBACK", "END")
+
+
+class _LazySqliteConnection:
+    """``SqliteConnection``, built on first use (aiosqlite is imported only where SQLite is used)."""
+
+    _cls: type | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._cls is None:
+            self._cls = _aiosqlite_connection()
+        return self._cls(*args, **kwargs)
+
+
+SqliteConnection = _LazySqliteConnection()
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:
