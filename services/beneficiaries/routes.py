@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -139,23 +139,23 @@ async def list_beneficiaries(
     include_merged: bool = False,
     merged_into_id: Annotated[str | None, Query(description="Only the records folded into this one (merged "
                                                 "records are then included).")] = None,
-) -> Page[BeneficiaryPublic]:
+) -> dict[str, Any]:
     """Beneficiaries in your governorates, newest first."""
     stmt = svc.list_beneficiaries_query(principal=principal, community_id=community_id, governorate=governorate,
                                         displacement_status=displacement_status, q=q,
                                         include_merged=include_merged, merged_into_id=merged_into_id)
     rows, next_cursor = await paginate(session, stmt, Beneficiary, limit=limit, cursor=cursor, request=request,
                                        response=response, rows_only=True)
-    return Page(items=[svc.to_public(r) for r in rows], next_cursor=next_cursor)
+    return {"items": [svc.public_fields(r) for r in rows], "next_cursor": next_cursor}  # rendered by response_model
 
 
 @beneficiaries.get("/{beneficiary_id}", response_model=BeneficiaryPublic)
 async def get_beneficiary(beneficiary_id: str, response: Response, session: SessionDep,
-                          principal: Reader) -> BeneficiaryPublic:
+                          principal: Reader) -> dict[str, Any]:
     """One beneficiary, with its `ETag` (404 when absent or outside your governorates)."""
     beneficiary = await svc.read_beneficiary(session=session, principal=principal, beneficiary_id=beneficiary_id)
     response.headers["ETag"] = make_etag(beneficiary.id, beneficiary.version)
-    return svc.to_public(beneficiary)
+    return svc.public_fields(beneficiary)  # validated and rendered once, by response_model
 
 
 @beneficiaries.patch("/{beneficiary_id}", response_model=BeneficiaryPublic,

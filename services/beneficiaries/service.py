@@ -128,25 +128,26 @@ async def _household_for_write(session: AsyncSession, principal: Principal, hous
 
 
 # -- beneficiaries --------------------------------------------------------------------------------
-def to_public(b: Beneficiary | Any) -> BeneficiaryPublic:
-    """The public view of a record (a model instance, or a read-only row of its table).
+def public_fields(b: Beneficiary | Any) -> dict[str, Any]:
+    """The public view of a record (a model instance, or a read-only row of its table) as plain values, for a
+    route whose ``response_model`` validates and renders it once, in pydantic's core (a page of 50 models built
+    in Python first cost more than the query)."""
+    return {
+        "id": b.id, "first_name": b.first_name, "father_name": b.father_name, "grandfather_name": b.grandfather_name,
+        "family_name": b.family_name, "sex": b.sex, "date_of_birth": b.date_of_birth,
+        "displacement_status": b.displacement_status, "community_id": b.community_id, "household_id": b.household_id,
+        "district_pcode": b.district_pcode, "governorate_pcode": b.governorate_pcode, "phone": b.phone,
+        "has_national_id": b.national_id_hash is not None, "disability": b.disability,
+        "consent": {"given": b.consent_withdrawn_on is None, "obtained_on": b.consent_obtained_on,
+                    "withdrawn_on": b.consent_withdrawn_on, "withdrawal_reason": b.consent_withdrawal_reason},
+        "merged_into_id": b.merged_into_id, "version": b.version, "created_at": b.created_at,
+        "updated_at": b.updated_at,
+    }
 
-    Built without validation (``model_construct``): every value comes from a stored, typed row, and the response
-    is still rendered by its schema (a page of 50 was 50 validations more, for nothing).
-    """
-    return BeneficiaryPublic.model_construct(
-        id=b.id, first_name=b.first_name, father_name=b.father_name, grandfather_name=b.grandfather_name,
-        family_name=b.family_name, sex=b.sex, date_of_birth=b.date_of_birth,
-        displacement_status=b.displacement_status,
-        community_id=b.community_id, household_id=b.household_id, district_pcode=b.district_pcode,
-        governorate_pcode=b.governorate_pcode, phone=b.phone, has_national_id=b.national_id_hash is not None,
-        disability=Disability.model_construct(**b.disability) if b.disability else None,
-        consent=ConsentPublic.model_construct(given=b.consent_withdrawn_on is None, obtained_on=b.consent_obtained_on,
-                                              withdrawn_on=b.consent_withdrawn_on,
-                                              withdrawal_reason=b.consent_withdrawal_reason),
-        merged_into_id=b.merged_into_id,
-        version=b.version, created_at=b.created_at, updated_at=b.updated_at,
-    )
+
+def to_public(b: Beneficiary | Any) -> BeneficiaryPublic:
+    """The public view of a record, as a model."""
+    return BeneficiaryPublic.model_validate(public_fields(b))
 
 
 def _person_name(b: Beneficiary | BeneficiaryCreate) -> PersonName:
