@@ -27,6 +27,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -269,23 +270,37 @@ def measure(service: Service, token: str, args: argparse.Namespace, workdir: Pat
     return results
 
 
-def registration_at(service: Service, token: str, args: argparse.Namespace, workdir: Path,
-                    rng: random.Random) -> dict[str, dict[str, float]]:
-    """Registration req/s with ``populations`` people already registered nationwide (seeded in steps)."""
-    community = request_json("POST", service.url + "/api/v1/communities", token,
-                             {"name": "Bench 2", "district_pcode": "IQG15Q05"})["id"]
-    script = workdir / f"register-{uuid.uuid4().hex[:6]}.lua"
-    script.write_text(REGISTER_LUA.replace("COMMUNITY", community))
-    out: dict[str, dict[str, float]] = {}
-    seeded = 0
-    for population in args.populations:
-        seed(service.settings, population - seeded, rng)
-        seeded = population
-        healthz = wrk(service.url + "/healthz", token, args.connections, args.duration)
-        wrk(service.url + "/api/v1/beneficiaries", token, 16, 2, script)
-        out[f"{population}"] = wrk(service.url + "/api/v1/beneficiaries", token, 16, args.duration, script)
-        out[f"{population}"]["healthz"] = healthz["rps"]
-    return out
+def registration_at(backend: str, token: str, args: argparse.Namespace, workdir: Path,
+                    rng: random.Random) -> dict[int, dict[str, float]]:
+    """Registration req/s with each of ``populations`` people already registered nationwide: one service per
+    population (seeded straight into its database), measured in interleaved rounds (medians), so that a moment
+    of load on this shared machine does not fall on one population only."""
+    running: list[tuple[int, Service, Path]] = []
+    try:
+        for population in args.populations:
+            service = Service(backend, args, workdir)
+            running.append((population, service, Path()))
+            service.start()
+            seed(service.settings, population, rng)
+            community = request_json("POST", service.url + "/api/v1/communities", token,
+                                     {"name": "Bench", "district_pcode": "IQG15Q05"})["id"]
+            script = workdir / f"register-{uuid.uuid4().hex[:6]}.lua"
+            script.write_text(REGISTER_LUA.replace("COMMUNITY", community))
+            running[-1] = (population, service, script)
+        rounds: dict[int, list[dict[str, float]]] = {population: [] for population, _, _ in running}
+        for _ in range(args.rounds):
+            for population, service, script in running:
+                healthz = wrk(service.url + "/healthz", token, args.connections, 2)
+                wrk(service.url + "/api/v1/beneficiaries", token, 16, 1, script)
+                figures = wrk(service.url + "/api/v1/beneficiaries", token, 16, args.duration, script)
+                figures["healthz"] = healthz["rps"]
+                rounds[population].append(figures)
+        return {population: {key: statistics.median(r[key] for r in results) for key in ("rps", "healthz", "errors")}
+                for population, results in rounds.items()}
+    finally:
+        for _, service, _ in running:
+            service.stop()
+            service.cleanup()
 
 
 def main() -> None:
@@ -297,6 +312,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1, help="service worker processes")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the population figures")
     parser.add_argument("--populations", type=lambda v: [int(x) for x in v.split(",") if x], default=[1000, 50000], help="comma-separated; empty to skip")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -323,17 +339,17 @@ def main() -> None:
                 for name, figures in results.items():
                     print(f"{backend}: {name:28} {figures['rps']:8.0f} {figures['rps'] / base:10.3f} "
                           f"{figures['p99']:14.1f} {figures['errors']:7.0f}", flush=True)
-                if args.populations:
-                    at = registration_at(service, token, args, workdir, rng)
-                    first = at[str(args.populations[0])]["rps"]
-                    for population, figures in at.items():
-                        print(f"{backend}: registration with {int(population):>6} registered: {figures['rps']:7.0f} "
-                              f"req/s (/healthz {figures['healthz']:.0f}, ratio {figures['rps'] / figures['healthz']:.3f}"
-                              f"), {figures['rps'] / first:.2f} of the first, errors {figures['errors']:.0f}",
-                              flush=True)
             finally:
                 service.stop()
                 service.cleanup()
+            if args.populations:
+                at = registration_at(backend, token, args, workdir, rng)
+                first = at[args.populations[0]]["rps"]
+                print(f"{backend}: registration, median of {args.rounds} interleaved rounds:")
+                for population, figures in at.items():
+                    print(f"{backend}: registration with {population:>6} registered: {figures['rps']:7.0f} "
+                          f"req/s (/healthz {figures['healthz']:.0f}, ratio {figures['rps'] / figures['healthz']:.3f}"
+                          f"), {figures['rps'] / first:.2f} of the first, errors {figures['errors']:.0f}", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
