@@ -132,7 +132,8 @@ def _aiosqlite_connection() -> type:
         than the statement. Two kinds of call can never wait, and run directly on the event loop:
 
         - reads of a safe-method request (WAL: a reader never waits for a writer);
-        - the statements of a write transaction once it holds SQLite's write lock.
+        - the statements of a write transaction once it holds SQLite's write lock (its COMMIT, which may
+          checkpoint the WAL to disk, still runs in the thread).
 
         Writers of this process queue (FIFO) on an ``asyncio.Lock`` before ``BEGIN IMMEDIATE`` instead of
         SQLite's busy-polling with sleeps; ``BEGIN IMMEDIATE`` itself still runs in the thread, since another
@@ -145,12 +146,13 @@ def _aiosqlite_connection() -> type:
         async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
             if self._connection is None:
                 return await super()._execute(fn, *args, **kwargs)
-            if self._crp_lock is not None:  # inside our write transaction: nothing can wait
-                try:
+            if self._crp_lock is not None:  # inside our write transaction: nothing can wait...
+                if not _ends_transaction(fn, args, self._connection):
                     return fn(*args, **kwargs)
+                try:  # ...but a commit may checkpoint the WAL (file I/O, fsync): in the thread
+                    return await super()._execute(fn, *args, **kwargs)
                 finally:
-                    if _ends_transaction(fn, args, self._connection):
-                        self._end_write()
+                    self._end_write()
             if args and isinstance(args[0], str) and args[0].lstrip()[:15].upper() == "BEGIN IMMEDIATE":
                 lock = _write_lock(self.database)
                 try:
