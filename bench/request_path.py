@@ -79,7 +79,8 @@ def to_ms(value: str) -> float:
 
 
 def wrk(url: str, token: str, connections: int, duration: float, script: Path | None = None) -> dict[str, float]:
-    args = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "-H", f"Authorization: Bearer {token}"]
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
+            "-H", f"Authorization: Bearer {token}"]
     if script is not None:
         args += ["-s", str(script)]
     out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
@@ -128,8 +129,7 @@ def seed(settings: Any, people: int, rng: random.Random) -> None:
     """``people`` made-up registrations spread over every district of Iraq, written with Core in batches."""
     from sqlalchemy import insert
 
-    from services.beneficiaries import gazetteer
-    from services.beneficiaries import matching
+    from services.beneficiaries import gazetteer, matching
     from services.beneficiaries.models import Beneficiary, Community
     from shared.db import create_engine, utcnow
 
@@ -313,7 +313,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1, help="service worker processes")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the population figures")
-    parser.add_argument("--populations", type=lambda v: [int(x) for x in v.split(",") if x], default=[1000, 50000], help="comma-separated; empty to skip")
+    parser.add_argument("--populations", type=lambda v: [int(x) for x in v.split(",") if x], default=[1000, 50000],
+                        help="comma-separated; empty to skip")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -348,8 +349,9 @@ def main() -> None:
                 print(f"{backend}: registration, median of {args.rounds} interleaved rounds:")
                 for population, figures in at.items():
                     print(f"{backend}: registration with {population:>6} registered: {figures['rps']:7.0f} "
-                          f"req/s (/healthz {figures['healthz']:.0f}, ratio {figures['rps'] / figures['healthz']:.3f}"
-                          f"), {figures['rps'] / first:.2f} of the first, errors {figures['errors']:.0f}", flush=True)
+                          f"req/s (/healthz {figures['healthz']:.0f}, "
+                          f"ratio {figures['rps'] / figures['healthz']:.3f}), {figures['rps'] / first:.2f} of the "
+                          f"first, errors {figures['errors']:.0f}", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

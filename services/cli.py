@@ -166,7 +166,8 @@ def cmd_beneficiaries_rescan(args: argparse.Namespace) -> int:
 
     result = asyncio.run(run())
     print(f"beneficiaries: {result.people} people rescanned, {result.keys_recomputed} blocking keys recomputed, "
-          f"{result.pairs_compared} pairs compared, {result.reviews_added} probable duplicates added to the review queue")
+          f"{result.pairs_compared} pairs compared, {result.reviews_added} probable duplicates added to the "
+          "review queue")
     return 0
 
 

@@ -7,8 +7,8 @@ import logging
 import re
 import sys
 import time
-from random import getrandbits as _random_bits
 from collections.abc import Awaitable, Callable
+from random import getrandbits as _random_bits
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -73,7 +73,8 @@ class RequestContextMiddleware:
     def _observe(self, method: str, route: str, status: int, elapsed: float) -> None:
         counter = self._counters.get((method, route, status))
         if counter is None:
-            counter = self._counters[(method, route, status)] = REQUESTS.labels(self.service, method, route, str(status))
+            counter = REQUESTS.labels(self.service, method, route, str(status))
+            self._counters[(method, route, status)] = counter
         histogram = self._histograms.get((method, route))
         if histogram is None:
             histogram = self._histograms[(method, route)] = LATENCY.labels(self.service, method, route)

@@ -33,7 +33,6 @@ from services.beneficiaries.schemas import (
     BeneficiaryUpdate,
     Candidate,
     CommunityCreate,
-    ConsentPublic,
     ConsentWithdrawal,
     Disability,
     DuplicateDecision,
@@ -218,8 +217,8 @@ async def probable_duplicates(*, session: AsyncSession, name: PersonName, birth_
     return sorted(found, key=lambda f: f.match.score, reverse=True)
 
 
-async def find_candidates(*, session: AsyncSession, name: PersonName, birth_year: int, district_pcode: str | None = None,
-                          exclude_id: str | None = None) -> list[Candidate]:
+async def find_candidates(*, session: AsyncSession, name: PersonName, birth_year: int,
+                          district_pcode: str | None = None, exclude_id: str | None = None) -> list[Candidate]:
     """Probable duplicates nationwide (``district_pcode`` is accepted and ignored: place never blocks, people
     move). Not scoped: a caller shows a scoped user only those it may see (``duplicate_conflict``)."""
     return [f.candidate() for f in await probable_duplicates(session=session, name=name, birth_year=birth_year,
@@ -612,7 +611,8 @@ async def decide_review(*, session: AsyncSession, outbox: Outbox, principal: Pri
     session.add(review)
     await session.flush()  # version-checked: a decision raced twice happens once
     audit(session, principal=principal, entity="duplicate_review", entity_id=review.id,
-          action=f"decided_{review.status}", fields={"status", "survivor_id"} if data.decision == "merge" else {"status"})
+          action=f"decided_{review.status}",
+          fields={"status", "survivor_id"} if data.decision == "merge" else {"status"})
     decision = review.status
     after_commit(session, lambda: REVIEWS_DECIDED.labels(decision).inc())
     await session.flush()
@@ -665,8 +665,8 @@ async def rescan_duplicates(*, session: AsyncSession, batch_size: int = 2000) ->
             blocks[key].append(row)
     for start in range(0, len(stale), batch_size):
         # A derived column: no version bump, the record itself does not change.
-        await session.execute(table.update().where(table.c.id == bindparam("pid")).values(blocking_key=bindparam("key")),
-                              stale[start:start + batch_size])
+        await session.execute(table.update().where(table.c.id == bindparam("pid"))
+                              .values(blocking_key=bindparam("key")), stale[start:start + batch_size])
     listed = set((await session.execute(select(DuplicateReview.pair))).scalars())
     compared = 0
     new: list[dict[str, Any]] = []
@@ -681,8 +681,8 @@ async def rescan_duplicates(*, session: AsyncSession, batch_size: int = 2000) ->
                 compared += 1
                 match = compare(_row_name(later), _row_name(earlier))
                 if match.score >= DUPLICATE_THRESHOLD:
-                    newer, older = (later, earlier) if (later.created_at, later.id) >= (earlier.created_at,
-                                                                                         earlier.id) else (earlier, later)
+                    later_first = (later.created_at, later.id) >= (earlier.created_at, earlier.id)
+                    newer, older = (later, earlier) if later_first else (earlier, later)
                     new.append(_review_row(newer.id, Found(id=older.id, governorate_pcode=older.governorate_pcode,
                                                            match=match), "rescan"))
     added = await _queue_reviews(session, new, "rescan")
