@@ -22,6 +22,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from yarl import URL
@@ -38,9 +39,15 @@ from shared.db import create_engine, create_sessionmaker
 from shared.errors import BadRequest, Unauthorized, install_error_handlers, problem_response
 from shared.migrations import metadata_of, upgrade
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, request_id_var
+from shared.settings import CommonSettings
 from shared.urls import is_trusted_proxy, public_base
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
+
+
+async def migrate_gateway(engine: AsyncEngine, settings: CommonSettings) -> None:
+    """Bring the gateway's database to its newest revision (at start-up, or `crp migrate`)."""
+    await upgrade(engine, settings, MIGRATIONS, metadata_of(ApiKey))
 
 
 class Edge:
@@ -237,7 +244,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         configure_logging(settings.service_name, settings.log_level)
         engine = create_engine(settings)
         if settings.migrate_on_start:
-            await upgrade(engine, settings, MIGRATIONS, metadata_of(ApiKey))
+            await migrate_gateway(engine, settings)
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker = create_sessionmaker(engine)
         app.state.api_keys = edge.api_keys = ApiKeyStore(settings, sessionmaker, signer)
