@@ -29,8 +29,8 @@ from yarl import URL
 
 from gateway import apikeys
 from gateway.auth import ApiKeyStore, BearerCache, SigningKey
-from gateway.limits import RateLimiter
-from gateway.models import ApiKey
+from gateway.limits import RateLimiter, SharedRateLimiter
+from gateway.models import GATEWAY_TABLES
 from gateway.openapi import MergedOpenAPI
 from gateway.proxy import FORWARDED, REQUEST_DROP, Proxy, child_traceparent
 from gateway.settings import PUBLIC_PREFIX, GatewaySettings
@@ -47,7 +47,7 @@ MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
 
 async def migrate_gateway(engine: AsyncEngine, settings: CommonSettings) -> None:
     """Bring the gateway's database to its newest revision (at start-up, or `crp migrate`)."""
-    await upgrade(engine, settings, MIGRATIONS, metadata_of(ApiKey))
+    await upgrade(engine, settings, MIGRATIONS, metadata_of(*GATEWAY_TABLES))
 
 
 class Edge:
@@ -79,19 +79,19 @@ class Edge:
             if api_key is not None:
                 assert self.api_keys is not None
                 if not self.api_keys.is_cached(api_key):
-                    self.limiter.check(f"ip:{client_ip}")  # see below
+                    await self.limiter.check(f"ip:{client_ip}")  # see below
                 principal, token = await self.api_keys.authenticate(api_key)
             else:
                 bearer = bearer_token(authorization)
                 if not self.bearer.is_cached(bearer):
                     # An address that keeps failing is refused before any look-up: a flood of made-up
                     # credentials must not reach the database or the key fetches (it starved /readyz).
-                    self.limiter.check(f"ip:{client_ip}")
+                    await self.limiter.check(f"ip:{client_ip}")
                 principal, token = await self.bearer.verify(bearer), None
         except Unauthorized:
-            self.limiter.hit(f"ip:{client_ip}")  # guessing credentials costs the caller's address
+            await self.limiter.hit(f"ip:{client_ip}")  # guessing credentials costs the caller's address
             raise
-        self.limiter.hit(f"sub:{principal.sub}")
+        await self.limiter.hit(f"sub:{principal.sub}")
         return principal, token
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, route: ProxyRoute) -> None:
@@ -126,7 +126,7 @@ class Edge:
 
         client_ip = self.client_ip(scope, forwarded.get("x-forwarded-for"))
         if route.public:
-            self.limiter.hit(f"ip:{client_ip}")
+            await self.limiter.hit(f"ip:{client_ip}")
         else:
             _, token = await self.admit(client_ip, single_authorization(authorization),
                                         api_key[0] if api_key else None)
@@ -248,6 +248,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker = create_sessionmaker(engine)
         app.state.api_keys = edge.api_keys = ApiKeyStore(settings, sessionmaker, signer)
+        if settings.shared_rate_limits:  # every replica takes from the same buckets
+            edge.limiter = SharedRateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst, engine)
         await proxy.start()
         # Everything alive now lives as long as the process: keep it out of the collector's full
         # passes, which otherwise stall every request for tens of ms (p99, gateway/README.md).
