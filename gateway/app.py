@@ -19,8 +19,6 @@ from typing import Any
 import aiohttp
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import BaseRoute, Match
@@ -36,9 +34,12 @@ from gateway.proxy import FORWARDED, REQUEST_DROP, Proxy, child_traceparent
 from gateway.settings import PUBLIC_PREFIX, GatewaySettings
 from shared.auth import Principal, TokenVerifier, bearer_token, single_authorization
 from shared.db import create_engine, create_sessionmaker
+from shared.docs import install_docs
 from shared.errors import BadRequest, Unauthorized, install_error_handlers, problem_response
 from shared.migrations import metadata_of, upgrade
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, request_id_var
+from shared.openapi import install as install_openapi
+from shared.openapi import operation_id
 from shared.settings import CommonSettings
 from shared.urls import is_trusted_proxy, public_base
 
@@ -204,7 +205,8 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = self.headers if scope["path"] == "/docs" else [*self.headers, self.csp]  # docs load Swagger UI
+        # The docs page sets its own policy (Swagger UI from this origin: shared/docs.py).
+        extra = self.headers if scope["path"] == "/docs" else [*self.headers, self.csp]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -268,7 +270,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     "(or a partner's `X-API-Key`) on every `/api/v1` path except `/api/v1/public/...`.",
         version="1.0.0", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None,
         redirect_slashes=False,  # no redirects from the edge: a Location would follow the caller's Host
-        generate_unique_id_function=lambda route: f"gateway_{route.name}",
+        generate_unique_id_function=operation_id,
         # The gateway passes W3C traceparent on itself; FastAPI's own OpenTelemetry hook would look up
         # the global providers (environment variables) on every request for nothing.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -361,10 +363,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         body = await merged_openapi.document(proxy.session, app.openapi())
         return Response(body, media_type="application/json")
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="CRP platform API")
+    install_docs(app, title="CRP platform API")
 
+    install_openapi(app, [apikeys.router])
     # Proxy routes first: a prefix check is cheaper than the regexes of the gateway's own routes.
     app.router.routes[:0] = [ProxyRoute(prefix, service, edge) for prefix, service in routes]
     return app
