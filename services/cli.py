@@ -109,6 +109,25 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+# -- crp stream backup / restore -------------------------------------------------------------------
+def cmd_stream(args: argparse.Namespace) -> int:
+    from shared.stream_backup import StreamBackupError, backup, restore
+
+    settings = CommonSettings()
+    path = Path(args.file)
+    try:
+        if args.action == "backup":
+            count = asyncio.run(backup(settings, path))
+            print(f"stream {settings.nats_stream}: {count} messages written to {path}")
+        else:
+            count = asyncio.run(restore(settings, path))
+            print(f"stream {settings.nats_stream}: {count} messages restored from {path}")
+    except (StreamBackupError, OSError) as exc:
+        print(f"crp stream {args.action}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 # -- crp indicators rebuild -----------------------------------------------------------------------
 class ProgressPrinter:
     """Rebuild progress on stderr: at each phase, at most once a second meanwhile, and when a phase ends."""
@@ -401,6 +420,14 @@ def main(argv: list[str] | None = None) -> int:
     rebuild.add_argument("--allow-empty", action="store_true",
                          help="replace a non-empty projection even with one built from an empty or recreated stream")
     rebuild.set_defaults(func=cmd_indicators_rebuild)
+
+    stream = sub.add_parser("stream", help="back up or restore the event stream (CRP_NATS_URL, CRP_NATS_STREAM)")
+    stream_sub = stream.add_subparsers(dest="action", required=True)
+    for action, text in (("backup", "write every message of the stream to FILE (JSON lines)"),
+                         ("restore", "publish FILE's messages, in order and with their ids, into a new stream")):
+        stream_action = stream_sub.add_parser(action, help=text)
+        stream_action.add_argument("file", metavar="FILE")
+        stream_action.set_defaults(func=cmd_stream)
 
     pii = sub.add_parser("pii", help="personal identifier keys")
     pii_sub = pii.add_subparsers(dest="action", required=True)
