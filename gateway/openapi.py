@@ -127,6 +127,9 @@ def merge(gateway_spec: dict[str, Any], services: dict[str, dict[str, Any]],
             for name, value in entries.items():
                 new_name = f"{_camel(service)}{name}" if (section, name) in renamed else name
                 target[new_name] = _rewrite_refs(value, renames)
+                if new_name != name and isinstance(value, dict) and value.get("title") == name:
+                    # Generators name a model after its title: two models must not share one.
+                    target[new_name]["title"] = new_name
         service_tags: list[str] = []
         for path, item in paths.items():
             item = _rewrite_refs(item, renames)

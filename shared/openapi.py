@@ -152,7 +152,7 @@ def example_of(schema: dict[str, Any], components: dict[str, Any], depth: int = 
     if kind == "array":
         return [example_of(schema.get("items", {}), components, depth + 1)]
     if kind == "integer":
-        return max(int(schema.get("minimum", 1)), 1) if "maximum" not in schema else int(schema["maximum"])
+        return max(int(schema.get("minimum", 1)), int(schema.get("exclusiveMinimum", 0)) + 1)
     if kind == "number":
         return float(schema.get("minimum", 0) or 100)
     if kind == "boolean":
