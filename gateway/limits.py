@@ -86,7 +86,8 @@ class SharedRateLimiter(RateLimiter):
 
     def __init__(self, rate: float, burst: int, engine: AsyncEngine) -> None:
         super().__init__(rate, burst)
-        self.engine = engine
+        # One statement per hit, each its own transaction: no BEGIN/COMMIT round trips around it.
+        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         dialect = engine.dialect.name
         now, least, greatest = _NOW[dialect], _LEAST[dialect], _GREATEST[dialect]
         refilled = f"{least}(:burst, b.tokens + {greatest}(0, {now} - b.updated_at) * :rate)"
@@ -117,7 +118,7 @@ class SharedRateLimiter(RateLimiter):
     async def hit(self, client: str) -> None:
         if self.rate <= 0:
             return
-        async with self.engine.begin() as conn:
+        async with self.engine.connect() as conn:
             tokens, granted = (await conn.execute(self._hit, {"client": self._key(client), "rate": self.rate,
                                                               "burst": self.burst})).one()
             if time.monotonic() - self._pruned_at > self.PRUNE_EVERY_SECONDS:
