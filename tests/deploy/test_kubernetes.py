@@ -140,3 +140,10 @@ def test_nats_is_a_three_node_jetstream_cluster_holding_three_copies_of_the_stre
     (config,) = documents(BASE / "config.yaml")
     assert config["data"]["CRP_NATS_STREAM_REPLICAS"] == "3"
     assert config["data"]["CRP_NATS_URL"] == "nats://nats:4222"
+
+
+def test_the_network_policy_covers_every_service_but_not_the_gateway() -> None:
+    (policy,) = documents(BASE / "network-policy.yaml")
+    (selector,) = policy["spec"]["podSelector"]["matchExpressions"]
+    assert selector["key"] == "app.kubernetes.io/name" and selector["operator"] == "In"
+    assert sorted(selector["values"]) == sorted(catalog.NAMES)  # the gateway stays reachable from the Ingress
