@@ -180,13 +180,12 @@ def finish(schema: dict[str, Any], *, idempotent: set[str] | None = None) -> dic
             if method not in METHODS:
                 continue
             responses = op.setdefault("responses", {})
-            public = path.startswith(PUBLIC_PREFIX) or not path.startswith("/api/")
-            if public:
-                responses.pop("401", None)
-                responses.pop("403", None)
-            elif path.startswith("/api/"):
+            if path.startswith("/api/") and not path.startswith(PUBLIC_PREFIX):  # a token is needed
                 responses.setdefault("401", {})
                 responses.setdefault("403", {})
+            else:
+                responses.pop("401", None)
+                responses.pop("403", None)
             if "{" in path:
                 responses.setdefault("404", {})
             if method == "patch":
@@ -206,8 +205,7 @@ def finish(schema: dict[str, Any], *, idempotent: set[str] | None = None) -> dic
                 if code.startswith("2") and _is_versioned(response, components):
                     response.setdefault("headers", {})["ETag"] = copy.deepcopy(ETAG_HEADER)
                 if code[0] in "45":
-                    response["description"] = response.get("description") or ERRORS.get(code, "Error")
-                    if response["description"] in ("Validation Error", "Successful Response"):
+                    if response.get("description") in (None, "", "Validation Error"):  # FastAPI's own
                         response["description"] = ERRORS.get(code, "Error")
                     response["content"] = {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}
             op["responses"] = dict(sorted(responses.items()))
