@@ -46,20 +46,85 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from shared.db import create_engine
 
-    names = args.service or catalog.built()
+    names = args.service or [*catalog.built(), "gateway"]
 
     async def run() -> None:
         for name in names:
-            service = catalog.load(name)
-            settings = service.make_settings()
+            if name == "gateway":
+                from gateway.app import migrate_gateway
+                from gateway.settings import GatewaySettings
+
+                settings: CommonSettings = GatewaySettings()
+                migrate: Any = migrate_gateway
+            else:
+                service = catalog.load(name)
+                settings = service.make_settings()
+                migrate = service.migrate
             engine = create_engine(settings)
             try:
-                await service.migrate(engine, settings)
+                await migrate(engine, settings)
             finally:
                 await engine.dispose()
             print(f"{name}: migrated ({settings.schema or settings.async_database_url})")
 
     asyncio.run(run())
+    return 0
+
+
+# -- crp serve / crp probe (what a container runs) ------------------------------------------------
+def serve_port(name: str, port: int | None) -> int:
+    """``--port``, else ``CRP_PORT``, else the service list's port."""
+    if port is not None:
+        return port
+    if os.environ.get("CRP_PORT"):
+        return int(os.environ["CRP_PORT"])
+    return catalog.DEFAULT_GATEWAY_PORT if name == "gateway" else catalog.port(name)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    port = serve_port(args.name, args.port)
+    if args.name == "gateway":
+        from gateway.__main__ import main as gateway_main
+
+        gateway_main(["--host", args.host, "--port", str(port)])
+        return 0
+    import uvicorn
+
+    from shared.server import HTTP_PROTOCOL
+
+    # Proxy headers off (CRP_TRUSTED_PROXIES decides); the request log is the service's own (JSON).
+    uvicorn.run(f"services.{args.name}.app:create_app", factory=True, host=args.host, port=port,
+                http=HTTP_PROTOCOL, proxy_headers=False, access_log=False, server_header=False,
+                log_level="warning", timeout_keep_alive=30)
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Exit 0 when the local process answers its health (or readiness) check: the container HEALTHCHECK."""
+    port = args.port or int(os.environ.get("CRP_PORT") or catalog.DEFAULT_GATEWAY_PORT)
+    path = "/readyz" if args.ready else "/healthz"
+    ok = http_ok(f"http://127.0.0.1:{port}{path}", timeout=args.timeout)
+    if not ok:
+        print(f"not {'ready' if args.ready else 'healthy'}: http://127.0.0.1:{port}{path}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+# -- crp stream backup / restore -------------------------------------------------------------------
+def cmd_stream(args: argparse.Namespace) -> int:
+    from shared.stream_backup import StreamBackupError, backup, restore
+
+    settings = CommonSettings()
+    path = Path(args.file)
+    try:
+        if args.action == "backup":
+            count = asyncio.run(backup(settings, path))
+            print(f"stream {settings.nats_stream}: {count} messages written to {path}")
+        else:
+            count = asyncio.run(restore(settings, path))
+            print(f"stream {settings.nats_stream}: {count} messages restored from {path}")
+    except (StreamBackupError, OSError) as exc:
+        print(f"crp stream {args.action}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -419,9 +484,21 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
 
-    migrate = sub.add_parser("migrate", help="apply database migrations")
-    migrate.add_argument("--service", action="append", choices=list(catalog.NAMES))
+    migrate = sub.add_parser("migrate", help="apply database migrations (every built service and the gateway)")
+    migrate.add_argument("--service", action="append", choices=[*catalog.NAMES, "gateway"])
     migrate.set_defaults(func=cmd_migrate)
+
+    serve = sub.add_parser("serve", help="run one service (or the gateway) in this process, as a container does")
+    serve.add_argument("name", choices=[*catalog.NAMES, "gateway"])
+    serve.add_argument("--host", default="127.0.0.1", help="0.0.0.0 in a container")
+    serve.add_argument("--port", type=int, default=None, help="default: CRP_PORT, else the service list's port")
+    serve.set_defaults(func=cmd_serve)
+
+    probe = sub.add_parser("probe", help="exit 0 when the process on CRP_PORT answers /healthz (container health)")
+    probe.add_argument("--ready", action="store_true", help="ask /readyz instead (its database and NATS)")
+    probe.add_argument("--port", type=int, default=None, help="default: CRP_PORT, else 8000")
+    probe.add_argument("--timeout", type=float, default=2.0)
+    probe.set_defaults(func=cmd_probe)
 
     indicators = sub.add_parser("indicators", help="indicators service operations")
     ind_sub = indicators.add_subparsers(dest="action", required=True)
@@ -454,6 +531,13 @@ def main(argv: list[str] | None = None) -> int:
     operator_args(dead)
     dead.add_argument("--replay", type=int, metavar="ID", help="apply dead letter ID again (removed on success)")
     dead.set_defaults(func=cmd_indicators_dead_letters)
+    stream = sub.add_parser("stream", help="back up or restore the event stream (CRP_NATS_URL, CRP_NATS_STREAM)")
+    stream_sub = stream.add_subparsers(dest="action", required=True)
+    for action, text in (("backup", "write every message of the stream to FILE (JSON lines)"),
+                         ("restore", "publish FILE's messages, in order and with their ids, into a new stream")):
+        stream_action = stream_sub.add_parser(action, help=text)
+        stream_action.add_argument("file", metavar="FILE")
+        stream_action.set_defaults(func=cmd_stream)
 
     pii = sub.add_parser("pii", help="personal identifier keys")
     pii_sub = pii.add_subparsers(dest="action", required=True)

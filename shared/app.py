@@ -20,11 +20,14 @@ from shared.auth import TokenVerifier
 from shared.bus import Bus
 from shared.consumer import CONSUMER_TABLES, EventApplier, EventConsumer, Handler
 from shared.db import create_engine, create_sessionmaker
+from shared.docs import install_docs
 from shared.errors import install_error_handlers, problem_response
 from shared.housekeeping import Housekeeping
 from shared.idempotency import IdempotencyRecord
 from shared.migrations import metadata_of, upgrade
 from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, run_checks
+from shared.openapi import install as install_openapi
+from shared.openapi import operation_id
 from shared.outbox import Outbox, OutboxMessage, OutboxRelay
 from shared.peers import http_client
 from shared.schemas import refuse_control_characters
@@ -137,7 +140,7 @@ def create_service_app(service: Service, settings: CommonSettings,
     # own address.
     app = FastAPI(title=service.title, description=service.description, version="1.0.0", lifespan=lifespan,
                   openapi_tags=service.openapi_tags, dependencies=[Depends(refuse_control_characters)],
-                  redirect_slashes=False)
+                  redirect_slashes=False, generate_unique_id_function=operation_id, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.verifier = TokenVerifier(settings)
     install_error_handlers(app)
@@ -148,6 +151,8 @@ def create_service_app(service: Service, settings: CommonSettings,
     app.include_router(health_router())
     for router in service.routers:
         app.include_router(router, responses=COMMON_PROBLEMS)
+    install_openapi(app, service.routers)
+    install_docs(app, title=service.title)
     return app
 
 

@@ -35,6 +35,8 @@ class CommonSettings(BaseSettings):
     nats_stream: str = "CRP"
     subject_prefix: str = "crp"
     duplicate_window_seconds: float = 600.0
+    # Copies of the stream in a JetStream cluster (3 on the three-node cluster of deploy/k8s); 1 on one server.
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     # Services that consume the stream: the durable consumer's name (default: the service name).
     consumer_durable: str | None = None
     # Attempts at an event on a healthy database before it becomes a dead letter (a database or NATS
