@@ -160,7 +160,8 @@ def client_package(document: dict[str, Any], tmp_path_factory: pytest.TempPathFa
     bin_dir = str(Path(sys.executable).parent)
     result = subprocess.run([tool("openapi-python-client"), "generate", "--path", str(spec), "--meta", "none",
                              "--config", str(config), "--output-path", str(out / name)], cwd=out,
-                            capture_output=True, text=True, timeout=300, env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(out)})
+                            capture_output=True, text=True, timeout=300,
+                            env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(out)})
     print(f"openapi-python-client generated the client in {time.monotonic() - started:.1f} s")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Warning" not in result.stdout + result.stderr, result.stdout + result.stderr  # nothing skipped
