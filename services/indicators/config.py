@@ -1,3 +1,5 @@
+from pydantic import Field
+
 from shared.settings import CommonSettings
 
 
@@ -7,3 +9,5 @@ class IndicatorsSettings(CommonSettings):
     # the aside projection is committed every this many events.
     rebuild_stall_seconds: float = 30.0
     rebuild_batch_size: int = 200
+    # Public outputs: cells under this many people are suppressed (with complementary cells).
+    public_suppression_threshold: int = Field(default=5, ge=2)
