@@ -95,12 +95,16 @@ async def get_breakdown(session: SessionDep, principal: CurrentPrincipal, indica
 @public.get("/breakdown", response_model=Breakdown)
 async def get_public_breakdown(request: Request, session: SessionDep, indicator: IndicatorQuery,
                                by: Annotated[str, Query(examples=["sex"], description="One dimension: "
-                                                        + ", ".join(svc.PUBLIC_DIMENSIONS))]) -> Breakdown:
+                                                        + ", ".join(svc.PUBLIC_DIMENSIONS))],
+                               governorate: Annotated[str | None, Query(include_in_schema=False)] = None) -> Breakdown:
     """The whole programme's figure by one dimension, for anyone. Every value of the dimension is listed;
     cells under the threshold (5 by default) and the complementary cells that protect them are `null` with
     `"suppressed": true`, so that no hidden cell can be worked out from the others, the total or another
     public output (method: docs/CONTRACT.md)."""
     dims = _dimensions(by, svc.PUBLIC_DIMENSIONS, 1)
+    if governorate is not None:  # a table per governorate would let its cells be subtracted from the national one
+        raise Unprocessable("Public breakdowns cover the whole programme; break down by governorate instead",
+                            errors=[{"loc": ["query", "governorate"], "msg": "not allowed in public breakdowns"}])
     try:
         table = await svc.public_breakdown(session=session, indicator=indicator, dimension=dims[0],
                                            threshold=request.app.state.settings.public_suppression_threshold)
