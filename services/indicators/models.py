@@ -90,19 +90,31 @@ class Reach(SQLModel, table=True):
 
 
 class ReachCell(SQLModel, table=True):
-    """How many ``Reach`` rows share one combination of the low-cardinality dimensions: kept by the handlers,
-    so the summary and most breakdowns read a few thousand rows instead of every person. Rows at zero are
-    deleted (so the table too is the same in any arrival order)."""
+    """How many ``Reach`` rows share one combination of the low-cardinality dimensions (no month): kept by the
+    handlers, so the summary and most breakdowns read a few thousand rows instead of every person. Rows at zero
+    are deleted (so the table too is the same in any arrival order)."""
 
     __tablename__ = "reach_cells"
 
-    month: str = Field(primary_key=True, max_length=7)
-    pillar: str = Field(primary_key=True, max_length=24)
     governorate_pcode: str = Field(primary_key=True, max_length=16)
+    pillar: str = Field(primary_key=True, max_length=24)
     sex: str = Field(primary_key=True, max_length=8)
     age_group: str = Field(primary_key=True, max_length=8)
     displacement_status: str = Field(primary_key=True, max_length=16)
     disability: str = Field(primary_key=True, max_length=8)
+    people: int = 0
+
+
+class ReachMonthly(SQLModel, table=True):
+    """The same counts per month of first assistance, over fewer dimensions (for windows and months)."""
+
+    __tablename__ = "reach_monthly"
+
+    month: str = Field(primary_key=True, max_length=7)
+    governorate_pcode: str = Field(primary_key=True, max_length=16)
+    pillar: str = Field(primary_key=True, max_length=24)
+    sex: str = Field(primary_key=True, max_length=8)
+    age_group: str = Field(primary_key=True, max_length=8)
     people: int = 0
 
 
@@ -247,7 +259,8 @@ class FrozenFigure(SQLModel, table=True):
     value: int
 
 
-PROJECTION_TABLES: tuple[type[SQLModel], ...] = (Person, CommunityRef, Assistance, Reach, ReachCell, ReachCommunity,
+PROJECTION_TABLES: tuple[type[SQLModel], ...] = (Person, CommunityRef, Assistance, Reach, ReachCell, ReachMonthly,
+                                                 ReachCommunity,
                                                  InfrastructureProject, GrantApplication, GrantDisbursement,
                                                  GrantMonitoring, TrainingEnrolment, TrainingFollowUp)
 """Fed only by events: replaced by a rebuild."""

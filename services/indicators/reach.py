@@ -12,7 +12,8 @@ their first assistance (date, pillar, place where it was given, age then) with t
 and disability from their registration (``unknown`` until it arrives). ``refresh`` recomputes that row from
 ``persons`` and ``assistance`` alone, so the result does not depend on the order events arrived in; every
 handler that changes either calls it for the people concerned. ``ReachCell`` and ``ReachCommunity`` count the
-rows of ``Reach`` per combination of low-cardinality dimensions (and per community): the summary and most
+rows of ``Reach`` per combination of low-cardinality dimensions (``ReachMonthly`` per month too; and per
+community): the summary and most
 breakdowns read them instead of the persons.
 """
 
@@ -26,12 +27,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.indicators.models import Assistance, Person, Reach, ReachCell, ReachCommunity
+from services.indicators.models import Assistance, Person, Reach, ReachCell, ReachCommunity, ReachMonthly
 from shared.events import age_group
 
 PILLARS = ("basic_services", "local_economies", "human_capital", "good_governance", "safer_communities")
 UNKNOWN = "unknown"
-CELL_DIMENSIONS = ("month", "pillar", "governorate_pcode", "sex", "age_group", "displacement_status", "disability")
+# The counts tables and the ``Reach`` columns each is keyed on.
+COUNTS: tuple[tuple[type[Any], tuple[str, ...]], ...] = (
+    (ReachCell, ("governorate_pcode", "pillar", "sex", "age_group", "displacement_status", "disability")),
+    (ReachMonthly, ("month", "governorate_pcode", "pillar", "sex", "age_group")),
+)
 
 
 def disability(has_disability: bool | None) -> str:
@@ -140,9 +145,9 @@ def _fields(row: Reach) -> list[str]:
 
 
 async def _count(session: AsyncSession, values: dict[str, Any], delta: int) -> None:
-    """Move one person into (+1) or out of (-1) their cell and community; cells at zero are deleted."""
-    key = {name: values[name] for name in CELL_DIMENSIONS}
-    await _bump(session, ReachCell, key, delta)
+    """Move one person into (+1) or out of (-1) their cells and community; cells at zero are deleted."""
+    for model, dimensions in COUNTS:
+        await _bump(session, model, {name: values[name] for name in dimensions}, delta)
     await _bump(session, ReachCommunity, {"community_id": values["community_id"]}, delta,
                 extra={"governorate_pcode": values["governorate_pcode"]})
 

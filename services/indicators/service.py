@@ -27,11 +27,12 @@ from services.indicators.models import (
     Reach,
     ReachCell,
     ReachCommunity,
+    ReachMonthly,
     ReportingPeriod,
     TrainingEnrolment,
     TrainingFollowUp,
 )
-from services.indicators.reach import PILLARS, UNKNOWN
+from services.indicators.reach import COUNTS, PILLARS, UNKNOWN
 from shared.bus import Bus
 from shared.consumer import CONSUMER_TABLES, ProcessedEvent
 from shared.db import utcnow
@@ -191,18 +192,16 @@ async def breakdown(*, session: AsyncSession, indicator: str, by: Sequence[str],
     so the cells always sum to the indicator's total for the same scope and window.
     """
     if indicator == "individuals_directly_assisted":
-        cells = set(by) <= {"sex", "age_group", "displacement_status", "disability", "governorate", "pillar", "month"}
-        aligned = (from_ is None or from_.day == 1) and (to is None or _month_end(to))
-        table: Any = ReachCell if cells and aligned else Reach
+        table: Any = _counts_table(by, from_, to)
         columns = [getattr(table, _REACH_COLUMN.get(d, d)) for d in by]
-        value = func.sum(ReachCell.people) if table is ReachCell else func.count()
+        value = func.count() if table is Reach else func.sum(table.people)
         conditions = [_in(table.governorate_pcode, governorates)]
-        if table is ReachCell:
+        if table is ReachMonthly:
             if from_ is not None:
-                conditions.append(ReachCell.month >= from_.strftime("%Y-%m"))
+                conditions.append(ReachMonthly.month >= from_.strftime("%Y-%m"))
             if to is not None:
-                conditions.append(ReachCell.month <= to.strftime("%Y-%m"))
-        else:
+                conditions.append(ReachMonthly.month <= to.strftime("%Y-%m"))
+        elif table is Reach:
             if from_ is not None:
                 conditions.append(Reach.first_on >= from_)
             if to is not None:
@@ -224,6 +223,18 @@ async def breakdown(*, session: AsyncSession, indicator: str, by: Sequence[str],
     rows = (await session.execute(select(*labelled, value.label("value")).select_from(table).where(*conditions)
                                   .group_by(*labelled).order_by(*labelled))).all()
     return [{**{d: str(getattr(row, d)) for d in by}, "value": int(row.value)} for row in rows if row.value]
+
+
+def _counts_table(by: Sequence[str], from_: date | None, to: date | None) -> Any:
+    """The smallest table that answers: a counts table when it has every dimension asked (and the window, if
+    any, is whole months), else the ledger's rows."""
+    needed = {_REACH_COLUMN.get(d, d) for d in by}
+    if from_ is None and to is None and needed <= set(COUNTS[0][1]):
+        return ReachCell
+    aligned = (from_ is None or from_.day == 1) and (to is None or _month_end(to))
+    if aligned and needed <= set(COUNTS[1][1]):
+        return ReachMonthly
+    return Reach
 
 
 def _person_dimension(dimension: str) -> Any:
@@ -335,9 +346,9 @@ async def period_figures(*, session: AsyncSession, governorates: frozenset[str] 
                          ends_on: date) -> dict[str, int]:
     """What each target indicator counts within a period: people first assisted in it, people registered in
     it, trainings completed, grants with a disbursement (not reversed) and infrastructure catchment completed."""
-    assisted = (await session.execute(select(func.count()).select_from(Reach).where(
-        _in(Reach.governorate_pcode, governorates), Reach.first_on >= starts_on, Reach.first_on <= ends_on))
-    ).scalar_one()
+    assisted = sum(item["value"] for item in await breakdown(
+        session=session, indicator="individuals_directly_assisted", by=["governorate"], governorates=governorates,
+        from_=starts_on, to=ends_on))
     registered = sum(item["value"] for item in await breakdown(
         session=session, indicator="beneficiaries_registered", by=["governorate"], governorates=governorates,
         from_=starts_on, to=ends_on))

@@ -21,7 +21,10 @@ down_revision = "0003_training"
 branch_labels = None
 depends_on = None
 
-CELL = ("month", "pillar", "governorate_pcode", "sex", "age_group", "displacement_status", "disability")
+CELL = ("governorate_pcode", "pillar", "sex", "age_group", "displacement_status", "disability")
+MONTHLY = ("month", "governorate_pcode", "pillar", "sex", "age_group")
+LENGTHS = {"month": 7, "governorate_pcode": 16, "pillar": 24, "sex": 8, "age_group": 8, "displacement_status": 16,
+           "disability": 8}
 
 
 def upgrade() -> None:
@@ -46,12 +49,9 @@ def upgrade() -> None:
         sa.Column("disability", sa.String(8), nullable=False),
         sa.Index("ix_reach_governorate_first_on", "governorate_pcode", "first_on"),
     )
-    op.create_table(
-        "reach_cells",
-        *(sa.Column(name, sa.String(length), primary_key=True)
-          for name, length in zip(CELL, (7, 24, 16, 8, 8, 16, 8), strict=True)),
-        sa.Column("people", sa.Integer, nullable=False),
-    )
+    for table, key in (("reach_cells", CELL), ("reach_monthly", MONTHLY)):
+        op.create_table(table, *(sa.Column(name, sa.String(LENGTHS[name]), primary_key=True) for name in key),
+                        sa.Column("people", sa.Integer, nullable=False))
     op.create_table(
         "reach_communities",
         sa.Column("community_id", sa.String(36), primary_key=True),
@@ -118,6 +118,7 @@ def _carry_over() -> None:
         if person not in first or (on, a.source_id) < (str(first[person].on)[:10], first[person].source_id):
             first[person] = a
     cells: Counter[tuple[str, ...]] = Counter()
+    monthly: Counter[tuple[str, ...]] = Counter()
     communities: dict[str, list[Any]] = {}
     for person_id, a in first.items():
         p = persons.get(person_id)
@@ -135,10 +136,14 @@ def _carry_over() -> None:
                              ":district_pcode, :governorate_pcode, :sex, :age_group, :displacement_status, "
                              ":disability)"), values)
         cells[tuple(values[name] for name in CELL)] += 1
+        monthly[tuple(values[name] for name in MONTHLY)] += 1
         communities.setdefault(values["community_id"], [values["governorate_pcode"], 0])[1] += 1
     for key, people in cells.items():
-        bind.execute(sa.text("INSERT INTO reach_cells VALUES (:a, :b, :c, :d, :e, :f, :g, :n)"),
-                     dict(zip("abcdefg", key, strict=True), n=people))
+        bind.execute(sa.text("INSERT INTO reach_cells VALUES (:a, :b, :c, :d, :e, :f, :n)"),
+                     dict(zip("abcdef", key, strict=True), n=people))
+    for key, people in monthly.items():
+        bind.execute(sa.text("INSERT INTO reach_monthly VALUES (:a, :b, :c, :d, :e, :n)"),
+                     dict(zip("abcde", key, strict=True), n=people))
     for community, (governorate, people) in communities.items():
         bind.execute(sa.text("INSERT INTO reach_communities VALUES (:c, :g, :n)"),
                      dict(c=community, g=governorate, n=people))
@@ -159,8 +164,8 @@ def _survivor(persons: dict[str, Any], person_id: str) -> str:
 
 
 def downgrade() -> None:
-    for table in ("frozen_figures", "indicator_targets", "reporting_periods", "reach_communities", "reach_cells",
-                  "reach"):
+    for table in ("frozen_figures", "indicator_targets", "reporting_periods", "reach_communities", "reach_monthly",
+                  "reach_cells", "reach"):
         op.drop_table(table)
     with op.batch_alter_table("assistance") as batch:
         for column in ("governorate_pcode", "district_pcode", "community_id", "pillar"):
