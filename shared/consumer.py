@@ -35,6 +35,7 @@ import enum
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -228,12 +229,28 @@ class EventConsumer(BackgroundWorker):
                     await self.apply_parked()
                     parked_due = loop.time() + self.parked_interval
                 try:
-                    msgs = await sub.fetch(self.batch_size, timeout=1)
+                    msgs = await self._fetch(sub)
                 except (NatsTimeoutError, TimeoutError):
                     continue
                 await self._handle_batch(msgs)
         finally:
             await sub.unsubscribe()
+
+    async def _fetch(self, sub: Any) -> list[Any]:
+        """The next message as soon as it is stored, then as many of those waiting behind it as a batch holds.
+
+        One ``fetch(batch_size)`` would do on a backlog, but on an idle stream nats.py's lingering pull returns
+        only when the batch is full or the timeout ends, so an event arriving then waited up to a second. A pull
+        for one message returns on its arrival; the message's ``num_pending`` says whether more are waiting,
+        which a second pull takes at once (they are there: it does not linger)."""
+        msgs = list(await sub.fetch(1, timeout=1))
+        waiting = msgs[-1].metadata.num_pending
+        if waiting and self.batch_size > 1:
+            try:
+                msgs += await sub.fetch(min(self.batch_size - 1, waiting), timeout=1)
+            except (NatsTimeoutError, TimeoutError):
+                pass  # taken meanwhile by another replica: handle what we have
+        return msgs
 
     async def _handle_batch(self, msgs: list[object]) -> None:
         unsettled = list(msgs)
