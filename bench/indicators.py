@@ -64,6 +64,7 @@ def generate(persons: int, assistance: int, seed: int = 1) -> Any:
     per_person = assistance / persons
     cells: Counter[tuple[str, ...]] = Counter()
     monthly: Counter[tuple[str, ...]] = Counter()
+    registered: Counter[tuple[str, ...]] = Counter()
     reached: dict[str, list[Any]] = {}
     person_rows: list[tuple[Any, ...]] = []
     assistance_rows: list[tuple[Any, ...]] = []
@@ -79,6 +80,8 @@ def generate(persons: int, assistance: int, seed: int = 1) -> Any:
         at = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=rng.randrange(DAYS * 1440))
         person_rows.append((pid, True, 1, sex, birth_year, status, disabled, community, None, district, governorate,
                             at, None, at.strftime("%Y-%m"), age_group(birth_year, at)))
+        registered[(governorate, at.strftime("%Y-%m"), sex, age_group(birth_year, at), status,
+                    "yes" if disabled else "no")] += 1
         left = persons - i
         count = (assistance - made) if left == 1 else min(assistance - made, rng.randint(0, int(2 * per_person)))
         first: tuple[Any, ...] | None = None
@@ -110,6 +113,7 @@ def generate(persons: int, assistance: int, seed: int = 1) -> Any:
     yield "reach", reach_rows
     yield "reach_cells", [(*key, n) for key, n in cells.items()]
     yield "reach_monthly", [(*key, n) for key, n in monthly.items()]
+    yield "registered_cells", [(*key, n) for key, n in registered.items()]
     yield "reach_communities", [(c, g, n) for c, (g, n) in reached.items()]
 
 
@@ -123,6 +127,8 @@ COLUMNS = {
               "sex", "age_group", "displacement_status", "disability"),
     "reach_cells": ("governorate_pcode", "pillar", "sex", "age_group", "displacement_status", "disability", "people"),
     "reach_monthly": ("month", "governorate_pcode", "pillar", "sex", "age_group", "people"),
+    "registered_cells": ("governorate_pcode", "month", "sex", "age_group", "displacement_status", "disability",
+                         "people"),
     "reach_communities": ("community_id", "governorate_pcode", "people"),
 }
 
@@ -256,8 +262,10 @@ def main(args: argparse.Namespace) -> None:
                     ("breakdown community,sex (ledger rows)", "/api/v1/indicators/breakdown",
                      {"indicator": "individuals_directly_assisted", "by": "community,sex"}, max(3, args.runs // 8)),
                     ("breakdown registered sex,age_group,governorate", "/api/v1/indicators/breakdown",
-                     {"indicator": "beneficiaries_registered", "by": "sex,age_group,governorate"},
-                     max(3, args.runs // 8)),
+                     {"indicator": "beneficiaries_registered", "by": "sex,age_group,governorate"}, args.runs),
+                    ("baseline: registered sex,age_group,governorate (rows)", "/api/v1/indicators/breakdown",
+                     {"indicator": "beneficiaries_registered", "by": "sex,age_group,governorate",
+                      "from": "2000-01-01", "to": "2099-12-30"}, max(3, args.runs // 8)),
                 ]
                 results = {}
                 for name, path, params, runs in cases:

@@ -118,6 +118,21 @@ class ReachMonthly(SQLModel, table=True):
     people: int = 0
 
 
+class RegisteredCell(SQLModel, table=True):
+    """How many registered people (merges applied) share one combination of dimensions, at registration (kept
+    by the person handlers, ``reach.count_registered``): the summary and the registered breakdowns read it."""
+
+    __tablename__ = "registered_cells"
+
+    governorate_pcode: str = Field(primary_key=True, max_length=16)
+    month: str = Field(primary_key=True, max_length=7)
+    sex: str = Field(primary_key=True, max_length=8)
+    age_group: str = Field(primary_key=True, max_length=8)
+    displacement_status: str = Field(primary_key=True, max_length=16)
+    disability: str = Field(primary_key=True, max_length=8)
+    people: int = 0
+
+
 class ReachCommunity(SQLModel, table=True):
     """Communities where someone was first assisted, with how many (kept like ``ReachCell``)."""
 
@@ -260,7 +275,7 @@ class FrozenFigure(SQLModel, table=True):
 
 
 PROJECTION_TABLES: tuple[type[SQLModel], ...] = (Person, CommunityRef, Assistance, Reach, ReachCell, ReachMonthly,
-                                                 ReachCommunity,
+                                                 ReachCommunity, RegisteredCell,
                                                  InfrastructureProject, GrantApplication, GrantDisbursement,
                                                  GrantMonitoring, TrainingEnrolment, TrainingFollowUp)
 """Fed only by events: replaced by a rebuild."""

@@ -47,10 +47,12 @@ def _apply_snapshot(person: Person, data: BeneficiaryRegistered | BeneficiaryUpd
 async def on_registered(session: AsyncSession, event: CloudEvent) -> None:
     data: BeneficiaryRegistered = event.parse(BeneficiaryRegistered)
     person = await _person(session, data.beneficiary_id)
+    before = reach.registered_key(person)
     _apply_snapshot(person, data)
     person.registered = True
     person.registered_at = data.registered_at
     reach.derive_registration(person)
+    await reach.count_registered(session, before, reach.registered_key(person))
     await session.flush()
     await reach.refresh(session, data.beneficiary_id)
 
@@ -58,9 +60,11 @@ async def on_registered(session: AsyncSession, event: CloudEvent) -> None:
 async def on_updated(session: AsyncSession, event: CloudEvent) -> None:
     data: BeneficiaryUpdated = event.parse(BeneficiaryUpdated)
     person = await _person(session, data.beneficiary_id)
+    before = reach.registered_key(person)
     _apply_snapshot(person, data)
     person.registered = True  # an update proves the registration happened, even if not yet seen
     reach.derive_registration(person)
+    await reach.count_registered(session, before, reach.registered_key(person))
     await session.flush()
     await reach.refresh(session, data.beneficiary_id)
 
@@ -71,7 +75,9 @@ async def on_merged(session: AsyncSession, event: CloudEvent) -> None:
     if survivor == data.duplicate_id:
         return
     duplicate = await _person(session, data.duplicate_id)
+    before = reach.registered_key(duplicate)
     duplicate.merged_into_id = survivor
+    await reach.count_registered(session, before, None)
     await session.flush()
     # Whatever had been folded into the duplicate now points straight at the survivor.
     await session.execute(update(Person).where(Person.merged_into_id == data.duplicate_id)

@@ -27,7 +27,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.indicators.models import Assistance, Person, Reach, ReachCell, ReachCommunity, ReachMonthly
+from services.indicators.models import (
+    Assistance,
+    Person,
+    Reach,
+    ReachCell,
+    ReachCommunity,
+    ReachMonthly,
+    RegisteredCell,
+)
 from shared.events import age_group
 
 PILLARS = ("basic_services", "local_economies", "human_capital", "good_governance", "safer_communities")
@@ -49,6 +57,27 @@ def derive_registration(person: Person) -> None:
     at = person.registered_at
     person.registered_month = at.strftime("%Y-%m") if at else None
     person.registered_age_group = age_group(person.birth_year, at) if at and person.birth_year else None
+
+
+def registered_key(person: Person | None) -> dict[str, str] | None:
+    """The registered-people cell a person counts in, or None (not registered yet, or merged into another)."""
+    if person is None or not person.registered or person.merged_into_id is not None:
+        return None
+    return {"governorate_pcode": person.governorate_pcode or UNKNOWN, "month": person.registered_month or UNKNOWN,
+            "sex": person.sex or UNKNOWN, "age_group": person.registered_age_group or UNKNOWN,
+            "displacement_status": person.displacement_status or UNKNOWN,
+            "disability": disability(person.has_disability)}
+
+
+async def count_registered(session: AsyncSession, before: dict[str, str] | None,
+                           after: dict[str, str] | None) -> None:
+    """Move a person between registered-people cells after a change (from ``before``, to ``after``)."""
+    if before == after:
+        return
+    if before is not None:
+        await _bump(session, RegisteredCell, before, -1)
+    if after is not None:
+        await _bump(session, RegisteredCell, after, +1)
 
 
 async def survivor(session: AsyncSession, beneficiary_id: str) -> str:

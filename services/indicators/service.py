@@ -28,6 +28,7 @@ from services.indicators.models import (
     ReachCell,
     ReachCommunity,
     ReachMonthly,
+    RegisteredCell,
     ReportingPeriod,
     TrainingEnrolment,
     TrainingFollowUp,
@@ -49,9 +50,8 @@ async def summary(*, session: AsyncSession, governorates: frozenset[str] | None,
     """Headline figures, restricted to ``governorates`` (None for the whole programme), with the logframe's
     targets (target, actual, percent achieved) and the adjustments late events made to frozen periods."""
     registered = (await session.execute(
-        select(func.count()).select_from(Person).where(
-            Person.registered.is_(True), Person.merged_into_id.is_(None),  # type: ignore[attr-defined,union-attr]
-            _in(Person.governorate_pcode, governorates)))).scalar_one()
+        select(func.coalesce(func.sum(RegisteredCell.people), 0))
+        .where(_in(RegisteredCell.governorate_pcode, governorates)))).scalar_one()
 
     # One row per person in the reach ledger (merges applied), placed where first assisted: the counts table.
     directly_assisted = (await session.execute(
@@ -209,6 +209,16 @@ async def breakdown(*, session: AsyncSession, indicator: str, by: Sequence[str],
     elif indicator == "beneficiaries_registered":
         if "pillar" in by:
             raise BreakdownError("registered people have no pillar: break down individuals_directly_assisted")
+        aligned = (from_ is None or from_.day == 1) and (to is None or _month_end(to))
+        if aligned and set(by) <= {"sex", "age_group", "displacement_status", "disability", "governorate", "month"}:
+            table, value = RegisteredCell, func.sum(RegisteredCell.people)
+            columns = [getattr(RegisteredCell, _REACH_COLUMN.get(d, d)) for d in by]
+            conditions = [_in(RegisteredCell.governorate_pcode, governorates)]
+            if from_ is not None:
+                conditions.append(RegisteredCell.month >= from_.strftime("%Y-%m"))
+            if to is not None:
+                conditions.append(RegisteredCell.month <= to.strftime("%Y-%m"))
+            return await _grouped(session, table, columns, value, conditions, by)
         table, value = Person, func.count()
         columns = [_person_dimension(d) for d in by]
         conditions = [Person.registered.is_(True), Person.merged_into_id.is_(None),  # type: ignore[attr-defined,union-attr]
@@ -219,6 +229,11 @@ async def breakdown(*, session: AsyncSession, indicator: str, by: Sequence[str],
             conditions.append(Person.registered_at < datetime.combine(to + timedelta(days=1), time.min, UTC))  # type: ignore[operator]
     else:
         raise BreakdownError(f"no breakdown of {indicator}")
+    return await _grouped(session, table, columns, value, conditions, by)
+
+
+async def _grouped(session: AsyncSession, table: Any, columns: list[Any], value: Any, conditions: list[Any],
+                   by: Sequence[str]) -> list[dict[str, Any]]:
     labelled = [column.label(d) for column, d in zip(columns, by, strict=True)]
     rows = (await session.execute(select(*labelled, value.label("value")).select_from(table).where(*conditions)
                                   .group_by(*labelled).order_by(*labelled))).all()

@@ -253,6 +253,11 @@ async def test_the_month_aligned_counts_table_agrees_with_the_ledger(projection:
         months = await projection.breakdown(*by, from_=date(2026, 2, 1), to=date(2026, 4, 30))  # reach_monthly
         rows = await projection.breakdown(*by, from_=date(2026, 2, 1), to=date(2026, 4, 29))
         assert months == rows
+    for by in (("sex", "age_group", "governorate"), ("month", "disability"), ("displacement_status", "sex")):
+        cells = await projection.breakdown(*by, indicator="beneficiaries_registered")  # registered_cells
+        rows = await projection.breakdown(*by, indicator="beneficiaries_registered", from_=date(2000, 1, 1),
+                                          to=date(2099, 12, 30))  # the persons' rows
+        assert cells == rows and cells
 
 
 async def test_reach_rows_are_described_at_first_assistance(projection: Projection) -> None:

@@ -23,6 +23,7 @@ depends_on = None
 
 CELL = ("governorate_pcode", "pillar", "sex", "age_group", "displacement_status", "disability")
 MONTHLY = ("month", "governorate_pcode", "pillar", "sex", "age_group")
+REGISTERED = ("governorate_pcode", "month", "sex", "age_group", "displacement_status", "disability")
 LENGTHS = {"month": 7, "governorate_pcode": 16, "pillar": 24, "sex": 8, "age_group": 8, "displacement_status": 16,
            "disability": 8}
 
@@ -52,6 +53,9 @@ def upgrade() -> None:
     for table, key in (("reach_cells", CELL), ("reach_monthly", MONTHLY)):
         op.create_table(table, *(sa.Column(name, sa.String(LENGTHS[name]), primary_key=True) for name in key),
                         sa.Column("people", sa.Integer, nullable=False))
+    op.create_table("registered_cells", *(sa.Column(name, sa.String(LENGTHS[name]), primary_key=True)
+                                          for name in REGISTERED),
+                    sa.Column("people", sa.Integer, nullable=False))
     op.create_table(
         "reach_communities",
         sa.Column("community_id", sa.String(36), primary_key=True),
@@ -102,14 +106,23 @@ def _carry_over() -> None:
                                  "governorate_pcode = :g WHERE source_id = :s"),
                          dict(p=pillar_value, c=community, d=district_pcode, g=governorate, s=source_id))
     persons = {row.beneficiary_id: row for row in bind.execute(sa.text(
-        "SELECT beneficiary_id, sex, birth_year, displacement_status, has_disability, registered_at, merged_into_id "
-        "FROM persons")).all()}
+        "SELECT beneficiary_id, sex, birth_year, displacement_status, has_disability, registered_at, merged_into_id, "
+        "registered, governorate_pcode FROM persons")).all()}
+    registered: Counter[tuple[str, ...]] = Counter()
     for row in persons.values():
+        month = band = None
         if row.registered_at is not None:
             at = str(row.registered_at)  # a datetime on PostgreSQL, ISO text on SQLite
+            month, band = at[:7], _band(row.birth_year, int(at[:4]))
             bind.execute(sa.text("UPDATE persons SET registered_month = :m, registered_age_group = :a "
-                                 "WHERE beneficiary_id = :b"),
-                         dict(m=at[:7], a=_band(row.birth_year, int(at[:4])), b=row.beneficiary_id))
+                                 "WHERE beneficiary_id = :b"), dict(m=month, a=band, b=row.beneficiary_id))
+        if row.registered and row.merged_into_id is None:
+            registered[(row.governorate_pcode or "unknown", month or "unknown", row.sex or "unknown",
+                        band or "unknown", row.displacement_status or "unknown",
+                        "unknown" if row.has_disability is None else ("yes" if row.has_disability else "no"))] += 1
+    for key, people in registered.items():
+        bind.execute(sa.text("INSERT INTO registered_cells VALUES (:a, :b, :c, :d, :e, :f, :n)"),
+                     dict(zip("abcdef", key, strict=True), n=people))
     first: dict[str, Any] = {}
     for a in bind.execute(sa.text("SELECT source_id, person_id, \"on\", pillar, community_id, district_pcode, "
                                   "governorate_pcode FROM assistance")).all():
@@ -164,8 +177,8 @@ def _survivor(persons: dict[str, Any], person_id: str) -> str:
 
 
 def downgrade() -> None:
-    for table in ("frozen_figures", "indicator_targets", "reporting_periods", "reach_communities", "reach_monthly",
-                  "reach_cells", "reach"):
+    for table in ("frozen_figures", "indicator_targets", "reporting_periods", "reach_communities",
+                  "registered_cells", "reach_monthly", "reach_cells", "reach"):
         op.drop_table(table)
     with op.batch_alter_table("assistance") as batch:
         for column in ("governorate_pcode", "district_pcode", "community_id", "pillar"):
