@@ -256,11 +256,30 @@ class EventConsumer(BackgroundWorker):
         unsettled = list(msgs)
         holding = asyncio.create_task(self._hold(unsettled), name=f"{self.name}-hold")
         try:
+            if len(msgs) > 1 and await self._apply_together(msgs):
+                for msg in msgs:
+                    await msg.ack()  # type: ignore[attr-defined]
+                    unsettled.remove(msg)
+                return
             for msg in msgs:
                 await self._handle(msg)
                 unsettled.remove(msg)
         finally:
             holding.cancel()
+
+    async def _apply_together(self, msgs: list[object]) -> bool:
+        """A backlog's messages in one transaction (one commit instead of one per event). Any failure, a poison
+        or the database, rolls all of it back and returns False: the messages then go one by one through the
+        full policy (attempts, dead letters, waiting for the database), where applied ones are duplicates."""
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                for msg in msgs:
+                    await self.applier.apply(session, CloudEvent.model_validate_json(msg.data))  # type: ignore[attr-defined]
+            return True
+        except Exception as exc:
+            log.info("%s: a batch of %d failed together (%s: %s); one by one", self.name, len(msgs),
+                     type(exc).__name__, exc)
+            return False
 
     async def _hold(self, msgs: list[object]) -> None:
         """Keep telling JetStream that the batch's unsettled messages are being worked on, so it does not
