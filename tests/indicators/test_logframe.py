@@ -109,3 +109,23 @@ async def test_targets_frozen_periods_and_late_events(env: Env) -> None:
         assert [(t["period"], t["governorate"], t["actual"]) for t in scoped["targets"]] == [("2026-Q1", "IQG07", 1)]
         periods = (await client.get("/api/v1/indicators/periods", headers=officer)).json()
         assert [(p["code"], p["frozen_at"] is not None) for p in periods] == [("2026-Q1", True), ("2026-Q2", False)]
+
+
+async def test_a_period_frozen_twice_at_once_is_frozen_once(env: Env) -> None:
+    import asyncio
+
+    from sqlalchemy import func, select
+
+    from services.indicators.models import FrozenFigure
+
+    app = create_app(env.settings(IndicatorsSettings))
+    manager = env.token("programme_manager")
+    async with running(app) as client:
+        assert (await client.post("/api/v1/indicators/periods", headers=manager, json={
+            "code": "2026-H1", "starts_on": "2026-01-01", "ends_on": "2026-06-30"})).status_code == 201
+        answers = await asyncio.gather(*(client.post("/api/v1/indicators/periods/2026-H1/freeze", headers=manager)
+                                         for _ in range(3)))
+        assert sorted(a.status_code for a in answers) == [200, 409, 409]
+        async with app.state.sessionmaker() as session:
+            stored = (await session.execute(select(func.count()).select_from(FrozenFigure))).scalar_one()
+        assert stored == 19 * 5  # the programme and each governorate, five indicators: stored once
