@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.indicators.config import IndicatorsSettings
-from services.indicators.models import PROJECTION_TABLES
+from services.indicators.models import LOGFRAME_TABLES, PROJECTION_TABLES
 from services.indicators.projection import HANDLERS
 from services.indicators.routes import routers
 from shared.app import Service
@@ -13,7 +13,7 @@ service = Service(
     title="CRP indicators",
     description="The programme's reach, counted once per person from the platform's events.",
     routers=routers,
-    tables=PROJECTION_TABLES,
+    tables=(*PROJECTION_TABLES, *LOGFRAME_TABLES),
     settings=IndicatorsSettings,
     handlers=HANDLERS,
 )

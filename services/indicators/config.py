@@ -1,5 +1,7 @@
 from datetime import date
 
+from pydantic import Field
+
 from shared.settings import CommonSettings
 
 
@@ -17,3 +19,5 @@ class IndicatorsSettings(CommonSettings):
     iati_reporting_org_name: str = "International Organization for Migration (IOM)"
     iati_reporting_org_type: str = "40"
     programme_start: date = date(2026, 1, 1)
+    # Public outputs: cells under this many people are suppressed (with complementary cells).
+    public_suppression_threshold: int = Field(default=5, ge=2)

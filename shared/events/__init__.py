@@ -70,13 +70,19 @@ class CloudEvent(BaseModel):
         return model.model_validate({k: v for k, v in self.data.items() if k in known})
 
 
+AGE_GROUPS = ("0-4", "5-11", "12-17", "18-59", "60+")
+
+
 def age_group(birth_year: int, on: date | datetime) -> str:
-    """Standard humanitarian age bands, computed at the date of the figure."""
+    """The programme's age bands (0-4, 5-11, 12-17, 18-59, 60+), at the date given (events carry the birth
+    year only, so the age is the difference of years)."""
     age = on.year - birth_year
     if age < 5:
         return "0-4"
+    if age < 12:
+        return "5-11"
     if age < 18:
-        return "5-17"
+        return "12-17"
     if age < 60:
         return "18-59"
     return "60+"
