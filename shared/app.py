@@ -56,6 +56,8 @@ class Service:
     tables: Sequence[type[SQLModel]]  # its own tables; the outbox and idempotency-key tables come with it
     settings: type[CommonSettings] = CommonSettings
     handlers: Mapping[str, Handler] | None = None  # event type -> handler: the service consumes the stream
+    # The service's own background workers (e.g. the beneficiaries' import jobs), started in its lifespan.
+    workers: Sequence[Callable[[FastAPI, CommonSettings], BackgroundWorker]] = ()
     openapi_tags: list[dict[str, str]] | None = None
 
     @property
@@ -85,7 +87,8 @@ class Service:
     def create_app(self, settings: CommonSettings | None = None) -> FastAPI:
         """The ASGI app (``uvicorn --factory services.<name>.app:create_app``)."""
         settings = settings or self.make_settings()
-        workers: list[Callable[[FastAPI], BackgroundWorker]] = []
+        workers: list[Callable[[FastAPI], BackgroundWorker]] = [
+            (lambda app, make=make: make(app, settings)) for make in self.workers]
         applier = self.applier()
         if self.handlers is not None:
             workers.append(lambda app: EventConsumer(

@@ -159,6 +159,12 @@ def after_commit(session: AsyncSession, hook: Callable[[], None]) -> None:
     session.info.setdefault(_after_commit_hooks_key, []).append(hook)
 
 
+def run_after_commit_hooks(session: AsyncSession) -> None:
+    """Run the ``after_commit`` hooks of a session a background worker has just committed."""
+    for hook in session.info.pop(_after_commit_hooks_key, []):
+        hook()
+
+
 def will_write() -> None:
     """This safe-method request writes too (e.g. the audit of a read, a failed PIN): on SQLite its transaction
     then takes the write lock at BEGIN and queues behind other writers instead of failing when it upgrades.

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from services.beneficiaries.config import BeneficiariesSettings
+from services.beneficiaries.imports.models import ImportJob, ImportRow
+from services.beneficiaries.imports.routes import routers as import_routers
+from services.beneficiaries.imports.worker import ImportWorker
 from services.beneficiaries.models import Beneficiary, Community, Household
 from services.beneficiaries.routes import routers
 from shared.app import Service
@@ -13,8 +16,9 @@ service = Service(
     title="CRP beneficiaries",
     description="Registration of displaced people, returnees and host communities, with consent, "
                 "duplicate detection and governorate scoping.",
-    routers=routers,
-    tables=(Community, Household, Beneficiary, AuditEntry),
+    routers=(*import_routers, *routers),  # /beneficiaries/imports... before /beneficiaries/{id}
+    tables=(Community, Household, Beneficiary, AuditEntry, ImportJob, ImportRow),
     settings=BeneficiariesSettings,
+    workers=(ImportWorker,),
 )
 create_app = service.create_app
