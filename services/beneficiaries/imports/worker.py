@@ -8,7 +8,7 @@ import logging
 from fastapi import FastAPI
 
 from services.beneficiaries.imports import service as imports
-from shared.db import run_after_commit_hooks
+from shared.db import reading, run_after_commit_hooks
 from shared.observability import request_id_var
 from shared.settings import CommonSettings
 from shared.worker import BackgroundWorker, retry_forever
@@ -47,8 +47,9 @@ class ImportWorker(BackgroundWorker):
 
     async def work_once(self) -> bool:
         """Process one batch of the oldest unfinished job; False when there is nothing to do."""
-        async with self.sessionmaker() as session:
-            job_id = await imports.next_job(session)
+        with reading():
+            async with self.sessionmaker() as session:
+                job_id = await imports.next_job(session)
         if job_id is None:
             return False
         async with self.sessionmaker() as session:
