@@ -19,7 +19,7 @@ import json
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -160,40 +160,58 @@ def _errors(exc: ValidationError) -> list[dict[str, Any]]:
             for e in exc.errors(include_url=False, include_input=False)]
 
 
-async def _apply_row(session: AsyncSession, outbox: Outbox, settings: CommonSettings, principal: Principal,
-                     job: ImportJob, row: ImportRow, *, confirm: bool) -> None:
-    """Register one row as a single registration would be, and record its outcome on the row."""
-    record = json.loads(unseal(settings, row.record or "{}"))
+async def _register_record(session: AsyncSession, outbox: Outbox, settings: CommonSettings, principal: Principal,
+                           job_id: str, sealed: str | None, *, confirm: bool,
+                           created_now: dict[str, int]) -> dict[str, Any]:
+    """Register one row as a single registration would be; returns its outcome (the row's new values).
+
+    ``created_now`` maps the registrations made earlier in this transaction to their rows (not yet written
+    back), so a candidate created by an earlier row of the file is reported with its row number.
+    """
+    record = json.loads(unseal(settings, sealed or "{}"))
     record.pop("confirm_not_duplicate", None)  # only a reviewer's confirmation (below) overrides matching
-    row.candidates = row.errors = None
-    row.updated_at = utcnow()
+    outcome: dict[str, Any] = dict(status="invalid", record=None, beneficiary_id=None, candidates=None,
+                                   errors=None, confirmed=False, updated_at=utcnow())
     try:
         data = BeneficiaryCreate.model_validate({**record, "confirm_not_duplicate": confirm})
     except ValidationError as exc:
-        row.status, row.errors, row.record = "invalid", _errors(exc), None
-        return
+        return {**outcome, "errors": _errors(exc)}
     try:
         beneficiary = await beneficiaries.register(session=session, outbox=outbox, settings=settings,
                                                    principal=principal, data=data)
     except Unprocessable as exc:
-        row.status, row.record = "invalid", None
-        row.errors = [{"loc": [str(p) for p in e.get("loc", [])], "msg": str(e.get("msg", ""))}
-                      for e in exc.extra.get("errors", [])] or [{"loc": [], "msg": exc.detail}]
-        return
+        errors = [{"loc": [str(p) for p in e.get("loc", [])], "msg": str(e.get("msg", ""))}
+                  for e in exc.extra.get("errors", [])] or [{"loc": [], "msg": exc.detail}]
+        return {**outcome, "errors": errors}
     except Conflict as exc:
-        row.status = "duplicate"
         candidates = list(exc.extra.get("candidates") or [])
+        # Kept (sealed) so a reviewer can confirm it.
+        outcome.update(status="duplicate", record=sealed, candidates=candidates)
         if not candidates:  # the same national ID: the holder is not named (see service._national_id_conflict)
-            row.errors = [{"loc": ["national_id"], "msg": "a person with this national ID is already registered"}]
-        if candidates:
-            earlier = dict((await session.execute(select(ImportRow.beneficiary_id, ImportRow.row_number).where(
-                ImportRow.job_id == job.id,
-                ImportRow.beneficiary_id.in_([c["id"] for c in candidates])))).all())  # type: ignore[union-attr]
-            for c in candidates:
-                c["row_number"] = earlier.get(c["id"])
-        row.candidates = candidates
-        return
-    row.status, row.beneficiary_id, row.record, row.confirmed = "created", beneficiary.id, None, confirm
+            outcome["errors"] = [{"loc": ["national_id"], "msg": "a person with this national ID is already "
+                                                                 "registered"}]
+            return outcome
+        earlier = {c["id"] for c in candidates} - created_now.keys()
+        if earlier:
+            created_now = {**created_now, **dict((await session.execute(
+                select(ImportRow.beneficiary_id, ImportRow.row_number).where(
+                    ImportRow.job_id == job_id, ImportRow.beneficiary_id.in_(earlier)))).all())}  # type: ignore[union-attr]
+        for c in candidates:
+            c["row_number"] = created_now.get(c["id"])
+        return outcome
+    return {**outcome, "status": "created", "beneficiary_id": beneficiary.id, "confirmed": confirm}
+
+
+_rows = ImportRow.__table__  # type: ignore[attr-defined]
+_write_outcome = _rows.update().where(_rows.c.job_id == bindparam("b_job"), _rows.c.row_number == bindparam("b_row")
+                                      ).values({c: bindparam(c) for c in ("status", "record", "beneficiary_id",
+                                                                           "candidates", "errors", "confirmed",
+                                                                           "updated_at")})
+
+
+async def _write_outcomes(session: AsyncSession, job_id: str, outcomes: dict[int, dict[str, Any]]) -> None:
+    if outcomes:
+        await session.execute(_write_outcome, [{**o, "b_job": job_id, "b_row": n} for n, o in outcomes.items()])
 
 
 def _principal(job: ImportJob) -> Principal:
@@ -215,20 +233,26 @@ async def process_batch(*, session: AsyncSession, outbox: Outbox, settings: Comm
     job = await _lock_job(session, job_id)
     if job is None or job.status == "completed":
         return False
-    rows = list((await session.execute(select(ImportRow).where(
+    pending = (await session.execute(select(ImportRow.row_number, ImportRow.record).where(
         ImportRow.job_id == job_id, ImportRow.status == "pending").order_by(ImportRow.row_number)
-        .limit(batch_size))).scalars())
-    now = utcnow()
+        .limit(batch_size))).all()
     if job.status == "queued":
-        job.status, job.started_at = "running", now
+        job.status, job.started_at = "running", utcnow()
     principal = _principal(job)
-    for row in rows:
-        await _apply_row(session, outbox, settings, principal, job, row, confirm=False)
-        job.processed_rows += 1
-        job.created_rows += row.status == "created"
-        job.duplicate_rows += row.status == "duplicate"
-        job.invalid_rows += row.status == "invalid"
-    if len(rows) < batch_size:
+    outcomes: dict[int, dict[str, Any]] = {}
+    created_now: dict[str, int] = {}
+    for row_number, sealed in pending:
+        outcome = outcomes[row_number] = await _register_record(
+            session, outbox, settings, principal, job_id, sealed, confirm=False, created_now=created_now)
+        if outcome["beneficiary_id"]:
+            created_now[outcome["beneficiary_id"]] = row_number
+    await _write_outcomes(session, job_id, outcomes)
+    statuses = [o["status"] for o in outcomes.values()]
+    job.processed_rows += len(statuses)
+    job.created_rows += statuses.count("created")
+    job.duplicate_rows += statuses.count("duplicate")
+    job.invalid_rows += statuses.count("invalid")
+    if len(pending) < batch_size:
         job.status, job.finished_at = "completed", utcnow()
     await session.flush()
     return job.status != "completed"
@@ -249,14 +273,14 @@ async def confirm_rows(*, session: AsyncSession, outbox: Outbox, settings: Commo
         raise Conflict(f"rows {waiting} are not probable duplicates awaiting review", slug="not-in-review")
     # The reviewer confirms under their own scope and name (the audit entry says who decided).
     for n in wanted:
-        row = rows[n]
-        await _apply_row(session, outbox, settings, principal, job, row, confirm=True)
-        if row.status == "created":
+        outcome = await _register_record(session, outbox, settings, principal, import_id, rows[n].record,
+                                         confirm=True, created_now={})
+        for key, value in outcome.items():
+            setattr(rows[n], key, value)
+        if outcome["status"] != "duplicate":
             job.duplicate_rows -= 1
-            job.created_rows += 1
-        elif row.status == "invalid":
-            job.duplicate_rows -= 1
-            job.invalid_rows += 1
+            job.created_rows += outcome["status"] == "created"
+            job.invalid_rows += outcome["status"] == "invalid"
     await session.flush()
     return [rows[n] for n in wanted]
 
