@@ -216,6 +216,12 @@ async def test_restart_resumes_without_half_applied_rows(env: Env) -> None:
     app = create_app(settings)
     async with running(app) as client:  # migrations, and a community to register people in
         cid = await community(client, env)
+
+        async def relayed() -> bool:  # stop once the relay is idle (not between its read and its mark)
+            async with app.state.sessionmaker() as session:
+                return (await session.execute(select(func.count()).select_from(OutboxMessage).where(
+                    OutboxMessage.published_at.is_(None)))).scalar_one() == 0  # type: ignore[union-attr]
+        await eventually(relayed)
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
     principal = Principal(sub="clerk", roles=frozenset({"case_worker"}), governorates=frozenset({"*"}))
