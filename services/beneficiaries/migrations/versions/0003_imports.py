@@ -1,4 +1,4 @@
-"""Bulk imports: a job per uploaded file and one row per record with its outcome.
+"""Bulk imports (a job per uploaded file, one row per record with its outcome) and KoboToolbox sources.
 
 Revision ID: 0003_imports
 Revises: 0002
@@ -49,8 +49,52 @@ def upgrade() -> None:
     )
     op.create_index("ix_beneficiary_import_rows_job_status", "beneficiary_import_rows",
                     ["job_id", "status", "row_number"])
+    op.create_table(
+        "kobo_sources",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("server_url", sa.String(500), nullable=False),
+        sa.Column("token", sa.Text, nullable=False),
+        sa.Column("asset_uid", sa.String(64), nullable=False),
+        sa.Column("mapping", sa.JSON, nullable=False),
+        sa.Column("defaults", sa.JSON, nullable=False),
+        sa.Column("owner", sa.String(255), nullable=False),
+        sa.Column("roles", sa.JSON, nullable=False),
+        sa.Column("governorates", sa.JSON, nullable=False),
+        sa.Column("pull_interval_minutes", sa.Integer, nullable=False),
+        sa.Column("last_submission_time", sa.String(40)),
+        sa.Column("pull_requested_at", sa.DateTime(timezone=True)),
+        sa.Column("last_pulled_at", sa.DateTime(timezone=True)),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    )
+    op.create_table(
+        "kobo_pulls",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("source_id", sa.String(36), sa.ForeignKey("kobo_sources.id"), nullable=False, index=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("submissions", sa.Integer, nullable=False),
+        sa.Column("imported", sa.Integer, nullable=False),
+        sa.Column("already_known", sa.Integer, nullable=False),
+        sa.Column("import_id", sa.String(36)),
+        sa.Column("error", sa.String(500)),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    )
+    op.create_table(
+        "kobo_submissions",
+        sa.Column("source_id", sa.String(36), sa.ForeignKey("kobo_sources.id"), primary_key=True),
+        sa.Column("uuid", sa.String(64), primary_key=True),
+        sa.Column("submission_id", sa.Integer),
+        sa.Column("submission_time", sa.String(40), nullable=False),
+        sa.Column("import_id", sa.String(36), nullable=False),
+        sa.Column("row_number", sa.Integer, nullable=False),
+        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("kobo_submissions")
+    op.drop_table("kobo_pulls")
+    op.drop_table("kobo_sources")
     op.drop_table("beneficiary_import_rows")
     op.drop_table("beneficiary_imports")
