@@ -24,7 +24,13 @@ from shared.errors import install_error_handlers, problem_response
 from shared.housekeeping import Housekeeping
 from shared.idempotency import IdempotencyRecord
 from shared.migrations import metadata_of, upgrade
-from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, run_checks
+from shared.observability import (
+    RequestContextMiddleware,
+    configure_logging,
+    configure_tracing,
+    metrics_response,
+    run_checks,
+)
 from shared.outbox import Outbox, OutboxMessage, OutboxRelay
 from shared.peers import http_client
 from shared.schemas import refuse_control_characters
@@ -106,6 +112,7 @@ def create_service_app(service: Service, settings: CommonSettings,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_level)
+        configure_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
         engine = create_engine(settings)
         if settings.migrate_on_start:
             await service.migrate(engine, settings)

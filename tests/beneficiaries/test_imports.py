@@ -187,8 +187,8 @@ async def test_bad_uploads_and_access(api: Any, env: Env) -> None:
                                                                   "Content-Type": "application/json"}), 403)
     worker = env.token("case_worker")
     assert_problem(await client.post(url, content=b"x", headers={**worker, "Content-Type": "text/plain"}), 415)
-    for body, media in [(b"[]", "application/json"), (b"{\"a\": 1}", "application/json"), (b"[1, 2]", "application/json"),
-                        (b"not json", "application/json"), (b"\xff\xfe", "text/csv"), (b"a,b\n1,2\n", "text/csv"),
+    for body, media in [(b"[]", "application/json"), (b"{\"a\": 1}", "application/json"),
+                        (b"[1, 2]", "application/json"), (b"not json", "application/json"), (b"\xff\xfe", "text/csv"), (b"a,b\n1,2\n", "text/csv"),
                         (b"first_name,father_name\n", "text/csv")]:
         assert_problem(await client.post(url, content=body, headers={**worker, "Content-Type": media}), 422)
     assert_problem(await client.get(f"{url}/nope", headers=worker), 404)
@@ -238,7 +238,8 @@ async def test_restart_resumes_without_half_applied_rows(env: Env) -> None:
         async with sessionmaker() as session:
             done = (await session.execute(select(func.count()).select_from(ImportRow).where(
                 ImportRow.status != "pending"))).scalar_one()
-            assert done == 2 and (await session.execute(select(func.count()).select_from(Beneficiary))).scalar_one() == 2
+            people = (await session.execute(select(func.count()).select_from(Beneficiary))).scalar_one()
+            assert done == 2 and people == 2
     finally:
         await engine.dispose()
     app = service.create_app(settings)

@@ -19,7 +19,7 @@ from services.beneficiaries.imports.schemas import (
 from shared.auth import require_roles
 from shared.db import SessionDep, after_commit
 from shared.errors import Unprocessable
-from shared.observability import request_id_var
+from shared.observability import request_id_var, trace_var
 from shared.outbox import OutboxDep
 from shared.urls import public_url
 
@@ -51,7 +51,7 @@ async def create_beneficiary_import(request: Request, session: SessionDep, princ
     job, created = await svc.create_import(
         session=session, settings=request.app.state.settings, principal=principal, body=await request.body(),
         content_type=request.headers.get("content-type"), request_id=request_id_var.get(),
-        traceparent=request.headers.get("traceparent"))
+        traceparent=trace_var.get())
     if created:
         after_commit(session, request.app.state.import_wakeup.set)
     return JSONResponse(ImportPublic.model_validate(job).model_dump(mode="json"), status_code=202 if created else 200,

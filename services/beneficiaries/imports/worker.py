@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from services.beneficiaries.imports import service as imports
 from shared.db import reading, run_after_commit_hooks
-from shared.observability import request_id_var
+from shared.observability import continue_trace, request_id_var
 from shared.settings import CommonSettings
 from shared.worker import BackgroundWorker, retry_forever
 
@@ -56,9 +56,10 @@ class ImportWorker(BackgroundWorker):
             async with session.begin():
                 job = await session.get(imports.ImportJob, job_id)
                 token = request_id_var.set(job.request_id if job else None)  # audit entries name the upload
-                try:
-                    await imports.process_batch(session=session, outbox=self.outbox, settings=self.settings,
-                                                job_id=job_id, batch_size=self.batch_size)
+                try:  # the upload's trace goes on into the rows' events
+                    with continue_trace(job.traceparent if job else None, "import batch", import_id=job_id):
+                        await imports.process_batch(session=session, outbox=self.outbox, settings=self.settings,
+                                                    job_id=job_id, batch_size=self.batch_size)
                 finally:
                     request_id_var.reset(token)
             run_after_commit_hooks(session)

@@ -23,7 +23,7 @@ from services.beneficiaries.kobo.models import KoboPull, KoboSource, KoboSubmiss
 from shared.auth import Principal
 from shared.db import advisory_xact_lock, utcnow
 from shared.errors import NotFound
-from shared.pii import seal, unseal
+from shared.pii import seal
 from shared.settings import CommonSettings
 
 MAX_PAGES = 1000

@@ -224,7 +224,8 @@ class WebhookDispatcher(BackgroundWorker):
                     await self._record(session, delivery, subscription, code, error)
         return len(claimed)
 
-    async def _send(self, delivery: WebhookDelivery, subscription: WebhookSubscription) -> tuple[int | None, str | None]:
+    async def _send(self, delivery: WebhookDelivery, subscription: WebhookSubscription
+                    ) -> tuple[int | None, str | None]:
         assert self.client is not None
         body = delivery.payload.encode()
         headers = signed_headers(unseal(self.settings, subscription.secret), delivery.id, body)
