@@ -43,6 +43,7 @@ from shared.observability import (
     configure_tracing,
     metrics_response,
     request_id_var,
+    shutdown_tracing,
     trace_var,
 )
 from shared.urls import client_address, is_trusted_proxy, public_base
@@ -253,6 +254,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         finally:
             await proxy.close()
             await engine.dispose()
+            shutdown_tracing()
 
     app = FastAPI(
         title="CRP platform API",

@@ -30,6 +30,7 @@ from shared.observability import (
     configure_tracing,
     metrics_response,
     run_checks,
+    shutdown_tracing,
 )
 from shared.outbox import Outbox, OutboxMessage, OutboxRelay
 from shared.peers import http_client
@@ -136,6 +137,7 @@ def create_service_app(service: Service, settings: CommonSettings,
             await bus.close()
             await engine.dispose()
             await http.aclose()
+            shutdown_tracing()
 
     # No redirects: a trailing-slash path is a 404 problem rather than a Location built from the service's
     # own address.

@@ -107,12 +107,13 @@ def span(name: str, incoming: str | None, **attributes: object) -> Iterator[str]
 
 # -- OpenTelemetry export (optional: `pip install crp[otel]`) -----------------------------------------
 _tracer: object | None = None
+_provider: object | None = None
 
 
 def configure_tracing(service: str, endpoint: str | None) -> bool:
     """Export spans over OTLP/HTTP to ``endpoint`` (else ``OTEL_EXPORTER_OTLP_ENDPOINT``); off when neither is
     set. True when export is on."""
-    global _tracer
+    global _tracer, _provider
     endpoint = endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     if not endpoint:
         return False
@@ -127,8 +128,16 @@ def configure_tracing(service: str, endpoint: str | None) -> bool:
         return False
     provider = TracerProvider(resource=Resource.create({"service.name": f"crp-{service}"}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces")))
-    _tracer = provider.get_tracer("crp")
+    _tracer, _provider = provider.get_tracer("crp"), provider
     return True
+
+
+def shutdown_tracing() -> None:
+    """Export the spans still buffered and switch export off (at the end of the lifespan)."""
+    global _tracer, _provider
+    if _provider is not None:
+        _provider.shutdown()  # type: ignore[attr-defined]
+    _tracer = _provider = None
 
 
 @contextlib.contextmanager
