@@ -105,7 +105,7 @@ def span(name: str, incoming: str | None, **attributes: object) -> Iterator[str]
             trace_var.reset(token)
 
 
-# -- OpenTelemetry export (optional: `pip install crp[otel]`) -----------------------------------------
+# -- OpenTelemetry export (optional: `pip install 'crp-platform[otel]'`) ------------------------------
 _tracer: object | None = None
 _provider: object | None = None
 
@@ -124,7 +124,8 @@ def configure_tracing(service: str, endpoint: str | None) -> bool:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
     except ImportError:
         logging.getLogger("crp.tracing").error(
-            "OpenTelemetry export asked for (%s) but the SDK is not installed: pip install 'crp-platform[otel]'", endpoint)
+            "OpenTelemetry export asked for (%s) but the SDK is not installed: pip install 'crp-platform[otel]'",
+            endpoint)
         return False
     provider = TracerProvider(resource=Resource.create({"service.name": f"crp-{service}"}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces")))

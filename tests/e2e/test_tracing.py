@@ -55,29 +55,30 @@ def test_one_trace_id_from_gateway_to_consumer(platform: RunningPlatform) -> Non
         resp = register(client, community.json()["id"], "Warda",
                         {"traceparent": f"00-{caller_trace}-{os.urandom(8).hex()}-01"})
         assert resp.status_code == 201, resp.text
-        event_applied = lambda: [l for l in with_trace(platform, "indicators", caller_trace)  # noqa: E731
-                                 if l["message"] == "event applied"]
+        event_applied = lambda: [line for line in with_trace(platform, "indicators", caller_trace)  # noqa: E731
+                                 if line["message"] == "event applied"]
         [applied] = wait_for(event_applied, timeout=20)
         assert applied["event_type"] == "crp.beneficiaries.beneficiary.registered.v1"
-        [gateway] = [l for l in with_trace(platform, "gateway", caller_trace) if l["message"] == "request"]
+        [gateway] = [line for line in with_trace(platform, "gateway", caller_trace) if line["message"] == "request"]
         assert gateway["status"] == 201
-        [service] = [l for l in with_trace(platform, "beneficiaries", caller_trace) if l["message"] == "request"]
+        [service] = [line for line in with_trace(platform, "beneficiaries", caller_trace)
+                     if line["message"] == "request"]
         assert service["route"] == "/api/v1/beneficiaries" and service["status"] == 201
 
         # Without one, the gateway starts the trace: find its id in the gateway's log, then at the consumer.
         request_id = os.urandom(8).hex()
         resp = register(client, community.json()["id"], "Yasmin", {"X-Request-ID": request_id})
         assert resp.status_code == 201
-        [started] = [l for l in log_lines(platform, "gateway") if l.get("request_id") == request_id]
+        [started] = [line for line in log_lines(platform, "gateway") if line.get("request_id") == request_id]
         trace = started["trace_id"]
         assert trace and len(trace) == 32 and trace != caller_trace
-        wait_for(lambda: [l for l in with_trace(platform, "indicators", trace) if l["message"] == "event applied"],
-                 timeout=20)
+        wait_for(lambda: [line for line in with_trace(platform, "indicators", trace)
+                          if line["message"] == "event applied"], timeout=20)
         # Malformed trace context from a caller is replaced, never passed on.
         resp = client.get("/api/v1/beneficiaries", headers={"traceparent": "00-zz-not-a-trace"})
         assert resp.status_code == 200
-        assert not [l for l in log_lines(platform, "gateway") if l.get("trace_id") in ("zz", None)
-                    and l.get("message") == "request"]
+        assert not [line for line in log_lines(platform, "gateway") if line.get("trace_id") in ("zz", None)
+                    and line.get("message") == "request"]
 
 
 def test_logs_hold_no_personal_data(platform: RunningPlatform) -> None:
