@@ -31,6 +31,8 @@ class ImportWorker(BackgroundWorker):
         self.sessionmaker = app.state.sessionmaker
         self.outbox = app.state.outbox
         self.batch_size = int(getattr(settings, "import_batch_size", 500))
+        sqlite = app.state.engine.dialect.name == "sqlite"
+        self.pause = float(getattr(settings, "import_pause_seconds", 0.15)) if sqlite else 0.0
         self.poll_seconds = poll_seconds
         self.wakeup = app.state.import_wakeup = asyncio.Event()
 
@@ -39,6 +41,8 @@ class ImportWorker(BackgroundWorker):
         while True:
             self.wakeup.clear()
             if await retrying(self.work_once):
+                # SQLite's waiting writers poll for the lock: leave them a gap, or an import starves them.
+                await asyncio.sleep(self.pause)
                 continue
             try:  # woken when an upload commits; the poll picks up jobs uploaded to another replica
                 await asyncio.wait_for(self.wakeup.wait(), self.poll_seconds)
