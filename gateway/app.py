@@ -29,14 +29,23 @@ from gateway.auth import ApiKeyStore, BearerCache, SigningKey
 from gateway.limits import RateLimiter, SharedRateLimiter
 from gateway.models import GATEWAY_TABLES
 from gateway.openapi import MergedOpenAPI
-from gateway.proxy import FORWARDED, REQUEST_DROP, Proxy, child_traceparent
+from gateway.proxy import FORWARDED, REQUEST_DROP, Proxy
 from gateway.settings import PUBLIC_PREFIX, GatewaySettings
 from shared.auth import Principal, TokenVerifier, bearer_token, single_authorization
 from shared.db import create_engine, create_sessionmaker
 from shared.docs import install_docs
 from shared.errors import BadRequest, Unauthorized, install_error_handlers, problem_response
 from shared.migrations import metadata_of, upgrade
-from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, request_id_var
+from shared.observability import (
+    RequestContextMiddleware,
+    child_traceparent,
+    configure_logging,
+    configure_tracing,
+    metrics_response,
+    request_id_var,
+    shutdown_tracing,
+    trace_var,
+)
 from shared.openapi import install as install_openapi
 from shared.openapi import operation_id
 from shared.settings import CommonSettings
@@ -128,7 +137,8 @@ class Edge:
                 headers.append(("authorization", f"Bearer {token}"))
 
         headers.append(("x-request-id", request_id_var.get() or uuid.uuid4().hex))
-        headers.append(("traceparent", child_traceparent(traceparent)))
+        # The gateway's own span (RequestContextMiddleware, in its log lines) is the services' parent.
+        headers.append(("traceparent", trace_var.get() or child_traceparent(traceparent)))
         peer = scope["client"][0] if scope.get("client") else None
         chain = forwarded.get("x-forwarded-for") if is_trusted_proxy(self.settings, peer) else None
         headers.append(("x-forwarded-for", f"{chain}, {peer}" if chain else (peer or client_ip)))
@@ -236,6 +246,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_level)
+        configure_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
         engine = create_engine(settings)
         if settings.migrate_on_start:
             await migrate_gateway(engine, settings)
@@ -254,6 +265,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         finally:
             await proxy.close()
             await engine.dispose()
+            shutdown_tracing()
 
     app = FastAPI(
         title="CRP platform API",

@@ -25,7 +25,14 @@ from shared.errors import install_error_handlers, problem_response
 from shared.housekeeping import Housekeeping
 from shared.idempotency import IdempotencyRecord
 from shared.migrations import metadata_of, upgrade
-from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, run_checks
+from shared.observability import (
+    RequestContextMiddleware,
+    configure_logging,
+    configure_tracing,
+    metrics_response,
+    run_checks,
+    shutdown_tracing,
+)
 from shared.openapi import install as install_openapi
 from shared.openapi import operation_id
 from shared.outbox import Outbox, OutboxMessage, OutboxRelay
@@ -59,6 +66,8 @@ class Service:
     tables: Sequence[type[SQLModel]]  # its own tables; the outbox and idempotency-key tables come with it
     settings: type[CommonSettings] = CommonSettings
     handlers: Mapping[str, Handler] | None = None  # event type -> handler: the service consumes the stream
+    # The service's own background workers (e.g. the beneficiaries' import jobs), started in its lifespan.
+    workers: Sequence[Callable[[FastAPI, CommonSettings], BackgroundWorker]] = ()
     openapi_tags: list[dict[str, str]] | None = None
 
     @property
@@ -88,7 +97,8 @@ class Service:
     def create_app(self, settings: CommonSettings | None = None) -> FastAPI:
         """The ASGI app (``uvicorn --factory services.<name>.app:create_app``)."""
         settings = settings or self.make_settings()
-        workers: list[Callable[[FastAPI], BackgroundWorker]] = []
+        workers: list[Callable[[FastAPI], BackgroundWorker]] = [
+            (lambda app, make=make: make(app, settings)) for make in self.workers]
         applier = self.applier()
         if self.handlers is not None:
             def consumer(app: FastAPI) -> EventConsumer:
@@ -111,6 +121,7 @@ def create_service_app(service: Service, settings: CommonSettings,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_level)
+        configure_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
         engine = create_engine(settings)
         if settings.migrate_on_start:
             await service.migrate(engine, settings)
@@ -135,6 +146,7 @@ def create_service_app(service: Service, settings: CommonSettings,
             await bus.close()
             await engine.dispose()
             await http.aclose()
+            shutdown_tracing()
 
     # No redirects: a trailing-slash path is a 404 problem rather than a Location built from the service's
     # own address.

@@ -48,6 +48,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared.bus import Bus
 from shared.db import UtcDatetime, database_answers, is_connection_error, utcnow
 from shared.events import CloudEvent
+from shared.observability import continue_trace
 from shared.settings import CommonSettings
 from shared.worker import BackgroundWorker, backoff_seconds, retry_forever
 
@@ -169,8 +170,12 @@ async def apply_or_dead_letter(session: AsyncSession, applier: EventApplier, *, 
         await _add_dead_letter(session, None, subject, payload, f"invalid envelope: {exc}", attempt)
         return Outcome.DEAD_LETTERED
     try:
-        async with session.begin_nested():
-            await applier.apply(session, event)
+        # The producer's trace continues here: this line and the handler's carry its trace id.
+        with continue_trace(event.traceparent, "apply event", event_type=event.type, event_id=event.id):
+            async with session.begin_nested():
+                applied = await applier.apply(session, event)
+            log.info("event applied" if applied else "event skipped (already applied or parked)",
+                     extra={"event_id": event.id, "event_type": event.type, "consumer": applier.service})
         return Outcome.SETTLED
     except Exception as exc:
         if is_connection_error(exc) or not await database_answers(session.bind):

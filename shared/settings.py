@@ -61,6 +61,10 @@ class CommonSettings(BaseSettings):
 
     cors_origins: list[str] = []
 
+    # OpenTelemetry: spans are exported over OTLP/HTTP to this endpoint (or the standard
+    # OTEL_EXPORTER_OTLP_ENDPOINT) when set; off by default. Needs the `otel` extra.
+    otel_exporter_otlp_endpoint: str | None = None
+
     # Where each service answers (CRP_UPSTREAMS, JSON): the gateway routes there, and a service that asks
     # another over HTTP (e.g. grants asking beneficiaries) finds it here. Default: the service list's ports.
     upstreams: dict[str, str] = Field(default_factory=lambda: {

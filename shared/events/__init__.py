@@ -60,9 +60,19 @@ class CloudEvent(BaseModel):
     data: dict[str, Any]
 
     @classmethod
-    def wrap(cls, data: EventData, *, source: str, subject: str | None = None) -> CloudEvent:
+    def wrap(cls, data: EventData, *, source: str, subject: str | None = None,
+             traceparent: str | None = None) -> CloudEvent:
+        """The envelope of ``data``; ``traceparent`` is the CloudEvents distributed tracing extension (the W3C
+        trace context of the work that emitted it), left out when there is none."""
+        extensions = {"traceparent": traceparent} if traceparent else {}
         return cls(source=source, type=data.event_type(), subject=subject,
-                   data=data.model_dump(mode="json"))
+                   data=data.model_dump(mode="json"), **extensions)
+
+    @property
+    def traceparent(self) -> str | None:
+        """The producer's W3C trace context (CloudEvents distributed tracing extension), if it sent one."""
+        value = (self.model_extra or {}).get("traceparent")
+        return value if isinstance(value, str) else None
 
     def parse(self, model: type[E]) -> E:
         """The payload as ``model``, ignoring fields this version does not know (tolerant reader)."""
