@@ -46,20 +46,67 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from shared.db import create_engine
 
-    names = args.service or catalog.built()
+    names = args.service or [*catalog.built(), "gateway"]
 
     async def run() -> None:
         for name in names:
-            service = catalog.load(name)
-            settings = service.make_settings()
+            if name == "gateway":
+                from gateway.app import migrate_gateway
+                from gateway.settings import GatewaySettings
+
+                settings: CommonSettings = GatewaySettings()
+                migrate: Any = migrate_gateway
+            else:
+                service = catalog.load(name)
+                settings = service.make_settings()
+                migrate = service.migrate
             engine = create_engine(settings)
             try:
-                await service.migrate(engine, settings)
+                await migrate(engine, settings)
             finally:
                 await engine.dispose()
             print(f"{name}: migrated ({settings.schema or settings.async_database_url})")
 
     asyncio.run(run())
+    return 0
+
+
+# -- crp serve / crp probe (what a container runs) ------------------------------------------------
+def serve_port(name: str, port: int | None) -> int:
+    """``--port``, else ``CRP_PORT``, else the service list's port."""
+    if port is not None:
+        return port
+    if os.environ.get("CRP_PORT"):
+        return int(os.environ["CRP_PORT"])
+    return catalog.DEFAULT_GATEWAY_PORT if name == "gateway" else catalog.port(name)
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Exit 0 when the local process answers its health (or readiness) check: the container HEALTHCHECK."""
+    port = args.port or int(os.environ.get("CRP_PORT") or catalog.DEFAULT_GATEWAY_PORT)
+    path = "/readyz" if args.ready else "/healthz"
+    ok = http_ok(f"http://127.0.0.1:{port}{path}", timeout=args.timeout)
+    if not ok:
+        print(f"not {'ready' if args.ready else 'healthy'}: http://127.0.0.1:{port}{path}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+# -- crp stream backup / restore -------------------------------------------------------------------
+def cmd_stream(args: argparse.Namespace) -> int:
+    from shared.stream_backup import StreamBackupError, backup, restore
+
+    settings = CommonSettings()
+    path = Path(args.file)
+    try:
+        if args.action == "backup":
+            count = asyncio.run(backup(settings, path))
+            print(f"stream {settings.nats_stream}: {count} messages written to {path}")
+        else:
+            count = asyncio.run(restore(settings, path))
+            print(f"stream {settings.nats_stream}: {count} messages restored from {path}")
+    except (StreamBackupError, OSError) as exc:
+        print(f"crp stream {args.action}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -120,6 +167,86 @@ def cmd_indicators_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- crp indicators reconcile / dead-letters --------------------------------------------------------
+def operator_client(args: argparse.Namespace) -> Any:
+    """An HTTP client on the platform (the gateway, ``--url``) with an admin's token: ``--token``, else
+    ``CRP_TOKEN``, else one from the development issuer. The token also holds ``psea_focal_point``: sensitive
+    feedback exists for no other role, and ``feedback_received`` counts it."""
+    import httpx
+
+    from shared.auth import issue_token
+
+    token = args.token or os.environ.get("CRP_TOKEN") or issue_token(
+        CommonSettings(), roles=["admin", "psea_focal_point"], governorates=["*"], sub="crp-operator", ttl_seconds=3600)
+    return httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def cmd_indicators_reconcile(args: argparse.Namespace) -> int:
+    import httpx
+
+    from services.indicators.reconcile import ReconcileError, reconcile, render
+
+    started = time.monotonic()
+    try:
+        with operator_client(args) as client:
+            report = reconcile(client, wait=args.wait)
+    except (ReconcileError, httpx.HTTPError) as exc:
+        print(f"indicators reconcile failed: {exc}", file=sys.stderr, flush=True)
+        return 2
+    print(render(report), flush=True)
+    differences = report.differences
+    took = time.monotonic() - started
+    if differences:
+        print(f"reconcile: {len(differences)} difference(s): "
+              + ", ".join(f"{f} sources {s} indicators {i}" for f, s, i in differences), flush=True)
+        return 1
+    print(f"reconcile: no difference ({len(report.rows)} figures compared in {took:.1f} s)", flush=True)
+    return 0
+
+
+def cmd_indicators_dead_letters(args: argparse.Namespace) -> int:
+    with operator_client(args) as client:
+        if args.replay is not None:
+            resp = client.post(f"/api/v1/indicators/dead-letters/{args.replay}/replay")
+            if resp.status_code != 200:
+                print(f"replay of dead letter {args.replay}: {resp.status_code} {resp.text}", file=sys.stderr)
+                return 1
+            applied = resp.json()["applied"]
+            print(f"dead letter {args.replay}: replayed, "
+                  + ("applied" if applied else "already applied or parked; the record is removed"))
+            return 0
+        resp = client.get("/api/v1/indicators/dead-letters")
+        if resp.status_code != 200:
+            print(f"dead letters: {resp.status_code} {resp.text}", file=sys.stderr)
+            return 1
+        letters = resp.json()
+        for letter in letters:
+            print(f"{letter['id']:>6}  {letter['created_at']}  {letter['deliveries']} attempts  {letter['subject']}  "
+                  f"event {letter['event_id']}\n        {letter['error']}")
+        print(f"{len(letters)} dead letter(s)" + ("; replay one with --replay ID" if letters else ""))
+        return 0
+
+
+# -- crp demo --scale -----------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    import httpx
+
+    from services.demo_scale import load_scale
+
+    def out(line: str) -> None:
+        print(line, flush=True)
+
+    loaded = load_scale(args.url, args.scale, workers=args.workers, out=out)
+    infrastructure = ("not loaded (no infrastructure service)" if loaded["infrastructure"] is None
+                      else f"{loaded['infrastructure']:,} infrastructure beneficiaries")
+    out(f"loaded {loaded['people']:,} people directly assisted ({loaded['grants']:,} grants, {loaded['trainings']:,} "
+        f"trainings) in {loaded['communities']} communities, {infrastructure}, in {loaded['seconds']:.0f} s")
+    summary = httpx.get(f"{args.url}/api/v1/public/indicators/summary", timeout=10).json()
+    out("the public figures now: " + ", ".join(f"{k} {v:,}" for k, v in summary.items() if isinstance(v, int))
+        + " (the last events may take a few seconds more)")
+    return 0
+
+
 # -- crp pii rotate -------------------------------------------------------------------------------
 def cmd_pii_rotate(args: argparse.Namespace) -> int:
     from services.beneficiaries.app import service
@@ -173,12 +300,19 @@ def cmd_beneficiaries_rescan(args: argparse.Namespace) -> int:
 
 # -- crp serve ------------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Migrate once, then replace this process with the service's server (``CRP_SERVER_WORKERS`` processes)."""
-    service = catalog.load(args.service)
+    """Serve one service as production does: migrate once, then replace this process with its server
+    (``CRP_SERVER_WORKERS`` uvicorn processes; one on SQLite). The gateway runs in this process."""
+    port = serve_port(args.name, args.port)
+    if args.name == "gateway":
+        from gateway.__main__ import main as gateway_main
+
+        gateway_main(["--host", args.host, "--port", str(port)])
+        return 0
+    service = catalog.load(args.name)
     settings = service.make_settings()
     workers = args.workers or settings.server_workers
     if workers > 1 and settings.is_sqlite:
-        print(f"crp serve: {args.service} runs on SQLite: one worker (one outbox relay per database)",
+        print(f"crp serve: {args.name} runs on SQLite: one worker (one outbox relay per database)",
               file=sys.stderr, flush=True)
         workers = 1
     if settings.migrate_on_start:
@@ -193,8 +327,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         asyncio.run(migrate())
     os.environ["CRP_MIGRATE_ON_START"] = "false"  # done above, once, not by every worker at once
-    argv = serve_argv(args.service, host=args.host, port=args.port or catalog.port(args.service),
-                      workers=workers, log_level=settings.log_level.lower())
+    argv = serve_argv(args.name, host=args.host, port=port, workers=workers, log_level=settings.log_level.lower())
     os.execv(argv[0], argv)
     return 0  # not reached
 
@@ -370,13 +503,15 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--demo", action="store_true", help="load a demo data set through the public API")
     dev.set_defaults(func=cmd_dev)
 
-    serve = sub.add_parser("serve", help="serve one service as production does (migrate once, then "
-                                         "CRP_SERVER_WORKERS uvicorn workers)")
-    serve.add_argument("service", choices=list(catalog.NAMES))
-    serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 (a container's service port)
-    serve.add_argument("--port", type=int, help="default: the service's port in the service list")
-    serve.add_argument("--workers", type=int, help="default: CRP_SERVER_WORKERS (1)")
-    serve.set_defaults(func=cmd_serve)
+    demo = sub.add_parser("demo", help="load a demo data set into a running platform through its API",
+                          description="--scale seed: the programme's published scale (41,200 people directly "
+                                      "assisted, 498,142 infrastructure beneficiaries, 284 communities); small and "
+                                      "tiny keep the proportions (1/100, 1/500).")
+    demo.add_argument("--scale", choices=["seed", "small", "tiny"], required=True)
+    demo.add_argument("--url", default=os.environ.get("CRP_URL", "http://127.0.0.1:8000"),
+                      help="the platform (its gateway); default CRP_URL or http://127.0.0.1:8000")
+    demo.add_argument("--workers", type=int, default=16, help="clients in parallel")
+    demo.set_defaults(func=cmd_demo)
 
     token = sub.add_parser("token", help="print a bearer token from the development issuer")
     token.add_argument("--role", action="append", required=True, choices=ROLES, metavar="ROLE",
@@ -387,9 +522,22 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
 
-    migrate = sub.add_parser("migrate", help="apply database migrations")
-    migrate.add_argument("--service", action="append", choices=list(catalog.NAMES))
+    migrate = sub.add_parser("migrate", help="apply database migrations (every built service and the gateway)")
+    migrate.add_argument("--service", action="append", choices=[*catalog.NAMES, "gateway"])
     migrate.set_defaults(func=cmd_migrate)
+
+    serve = sub.add_parser("serve", help="run one service (or the gateway) in this process, as a container does")
+    serve.add_argument("name", choices=[*catalog.NAMES, "gateway"])
+    serve.add_argument("--host", default="127.0.0.1", help="0.0.0.0 in a container")
+    serve.add_argument("--port", type=int, default=None, help="default: CRP_PORT, else the service list's port")
+    serve.add_argument("--workers", type=int, help="uvicorn processes; default CRP_SERVER_WORKERS (1); one on SQLite")
+    serve.set_defaults(func=cmd_serve)
+
+    probe = sub.add_parser("probe", help="exit 0 when the process on CRP_PORT answers /healthz (container health)")
+    probe.add_argument("--ready", action="store_true", help="ask /readyz instead (its database and NATS)")
+    probe.add_argument("--port", type=int, default=None, help="default: CRP_PORT, else 8000")
+    probe.add_argument("--timeout", type=float, default=2.0)
+    probe.set_defaults(func=cmd_probe)
 
     indicators = sub.add_parser("indicators", help="indicators service operations")
     ind_sub = indicators.add_subparsers(dest="action", required=True)
@@ -401,6 +549,34 @@ def main(argv: list[str] | None = None) -> int:
     rebuild.add_argument("--allow-empty", action="store_true",
                          help="replace a non-empty projection even with one built from an empty or recreated stream")
     rebuild.set_defaults(func=cmd_indicators_rebuild)
+
+    def operator_args(sub_parser: argparse.ArgumentParser) -> None:
+        sub_parser.add_argument("--url", default=os.environ.get("CRP_URL", "http://127.0.0.1:8000"),
+                                help="the platform (its gateway); default CRP_URL or http://127.0.0.1:8000")
+        sub_parser.add_argument("--token", default=None,
+                                help="an admin's bearer token; default CRP_TOKEN, else the development issuer's")
+
+    reconcile = ind_sub.add_parser(
+        "reconcile", help="recompute the headline figures from the source services' APIs and list any difference",
+        description="Exit codes: 0 no difference; 1 a difference (listed); 2 could not reconcile. Figures of a "
+                    "service not in this deployment are listed as not compared.")
+    operator_args(reconcile)
+    reconcile.add_argument("--wait", type=float, default=10.0,
+                           help="while there is a difference, read again for up to this many seconds (events "
+                                "in flight); 0 to compare once")
+    reconcile.set_defaults(func=cmd_indicators_reconcile)
+
+    dead = ind_sub.add_parser("dead-letters", help="list the events the indicators could not apply, or replay one")
+    operator_args(dead)
+    dead.add_argument("--replay", type=int, metavar="ID", help="apply dead letter ID again (removed on success)")
+    dead.set_defaults(func=cmd_indicators_dead_letters)
+    stream = sub.add_parser("stream", help="back up or restore the event stream (CRP_NATS_URL, CRP_NATS_STREAM)")
+    stream_sub = stream.add_subparsers(dest="action", required=True)
+    for action, text in (("backup", "write every message of the stream to FILE (JSON lines)"),
+                         ("restore", "publish FILE's messages, in order and with their ids, into a new stream")):
+        stream_action = stream_sub.add_parser(action, help=text)
+        stream_action.add_argument("file", metavar="FILE")
+        stream_action.set_defaults(func=cmd_stream)
 
     pii = sub.add_parser("pii", help="personal identifier keys")
     pii_sub = pii.add_subparsers(dest="action", required=True)

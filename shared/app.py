@@ -20,11 +20,21 @@ from shared.auth import TokenVerifier
 from shared.bus import Bus
 from shared.consumer import CONSUMER_TABLES, EventApplier, EventConsumer, Handler
 from shared.db import create_engine, create_sessionmaker
+from shared.docs import install_docs
 from shared.errors import install_error_handlers, problem_response
 from shared.housekeeping import Housekeeping
 from shared.idempotency import IdempotencyRecord
 from shared.migrations import metadata_of, upgrade
-from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, run_checks
+from shared.observability import (
+    RequestContextMiddleware,
+    configure_logging,
+    configure_tracing,
+    metrics_response,
+    run_checks,
+    shutdown_tracing,
+)
+from shared.openapi import install as install_openapi
+from shared.openapi import operation_id
 from shared.outbox import Outbox, OutboxMessage, OutboxRelay
 from shared.peers import http_client
 from shared.schemas import refuse_control_characters
@@ -56,6 +66,8 @@ class Service:
     tables: Sequence[type[SQLModel]]  # its own tables; the outbox and idempotency-key tables come with it
     settings: type[CommonSettings] = CommonSettings
     handlers: Mapping[str, Handler] | None = None  # event type -> handler: the service consumes the stream
+    # The service's own background workers (e.g. the beneficiaries' import jobs), started in its lifespan.
+    workers: Sequence[Callable[[FastAPI, CommonSettings], BackgroundWorker]] = ()
     openapi_tags: list[dict[str, str]] | None = None
 
     @property
@@ -85,13 +97,19 @@ class Service:
     def create_app(self, settings: CommonSettings | None = None) -> FastAPI:
         """The ASGI app (``uvicorn --factory services.<name>.app:create_app``)."""
         settings = settings or self.make_settings()
-        workers: list[Callable[[FastAPI], BackgroundWorker]] = []
+        workers: list[Callable[[FastAPI], BackgroundWorker]] = [
+            (lambda app, make=make: make(app, settings)) for make in self.workers]
         applier = self.applier()
         if self.handlers is not None:
-            workers.append(lambda app: EventConsumer(
-                settings, app.state.sessionmaker, app.state.bus, applier,
-                durable=settings.consumer_durable or self.name, max_attempts=settings.consumer_max_attempts,
-                ack_wait=settings.consumer_ack_wait_seconds))
+            def consumer(app: FastAPI) -> EventConsumer:
+                worker = EventConsumer(
+                    settings, app.state.sessionmaker, app.state.bus, applier,
+                    durable=settings.consumer_durable or self.name, max_attempts=settings.consumer_max_attempts,
+                    ack_wait=settings.consumer_ack_wait_seconds)
+                app.state.metrics_hooks.append(worker.refresh_lag)  # /metrics shows its lag
+                return worker
+
+            workers.append(consumer)
         app = create_service_app(self, settings, workers)
         app.state.applier = applier
         return app
@@ -103,12 +121,14 @@ def create_service_app(service: Service, settings: CommonSettings,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_level)
+        configure_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
         engine = create_engine(settings)
         if settings.migrate_on_start:
             await service.migrate(engine, settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.http = http = http_client()  # for peers (shared.peers)
+        app.state.metrics_hooks = []  # coroutines that refresh gauges when /metrics is scraped
         app.state.bus = bus = Bus(settings)
         app.state.outbox = outbox = Outbox(settings)
         bus.start()
@@ -126,12 +146,13 @@ def create_service_app(service: Service, settings: CommonSettings,
             await bus.close()
             await engine.dispose()
             await http.aclose()
+            shutdown_tracing()
 
     # No redirects: a trailing-slash path is a 404 problem rather than a Location built from the service's
     # own address.
     app = FastAPI(title=service.title, description=service.description, version="1.0.0", lifespan=lifespan,
                   openapi_tags=service.openapi_tags, dependencies=[Depends(refuse_control_characters)],
-                  redirect_slashes=False)
+                  redirect_slashes=False, generate_unique_id_function=operation_id, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.verifier = TokenVerifier(settings)
     install_error_handlers(app)
@@ -142,6 +163,8 @@ def create_service_app(service: Service, settings: CommonSettings,
     app.include_router(health_router())
     for router in service.routers:
         app.include_router(router, responses=COMMON_PROBLEMS)
+    install_openapi(app, service.routers)
+    install_docs(app, title=service.title)
     return app
 
 
@@ -172,7 +195,11 @@ def health_router() -> APIRouter:
         return problem_response(503, slug="not-ready", detail="A dependency is unavailable", checks=checks)
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        """Prometheus text: request counts and latencies, events applied, and for a consuming service its lag
+        (`crp_consumer_lag_events`: the stream's last sequence minus the consumer's acknowledged floor)."""
+        for refresh in getattr(request.app.state, "metrics_hooks", ()):
+            await refresh()
         body, content_type = metrics_response()
         return Response(body, media_type=content_type)
 

@@ -35,7 +35,7 @@ SERVICES: tuple[Entry, ...] = (
     Entry("infrastructure", ("/api/v1/infrastructure-projects", "/api/v1/community-assessments")),
     Entry("feedback", ("/api/v1/feedback", "/api/v1/resource-centres", "/api/v1/community-activities",
                        "/api/v1/public/feedback")),
-    Entry("indicators", ("/api/v1/indicators", "/api/v1/public/indicators")),
+    Entry("indicators", ("/api/v1/indicators", "/api/v1/public/indicators", "/api/v1/webhooks")),
 )
 NAMES: tuple[str, ...] = tuple(entry.name for entry in SERVICES)
 

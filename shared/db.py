@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -322,6 +323,23 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def after_commit(session: AsyncSession, hook: Callable[[], None]) -> None:
     """Run ``hook`` once the session dependency has committed (e.g. wake the outbox relay)."""
     session.info.setdefault(_after_commit_hooks_key, []).append(hook)
+
+
+def run_after_commit_hooks(session: AsyncSession) -> None:
+    """Run the ``after_commit`` hooks of a session a background worker has just committed."""
+    for hook in session.info.pop(_after_commit_hooks_key, []):
+        hook()
+
+
+@contextlib.contextmanager
+def reading() -> Iterator[None]:
+    """Transactions begun inside only read: on SQLite they never take (or wait for) the write lock, so a
+    background worker's poll does not hold up writers."""
+    token = _read_only.set(True)
+    try:
+        yield
+    finally:
+        _read_only.reset(token)
 
 
 def will_write() -> None:

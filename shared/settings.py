@@ -40,6 +40,8 @@ class CommonSettings(BaseSettings):
     nats_stream: str = "CRP"
     subject_prefix: str = "crp"
     duplicate_window_seconds: float = 600.0
+    # Copies of the stream in a JetStream cluster (3 on the three-node cluster of deploy/k8s); 1 on one server.
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     # Services that consume the stream: the durable consumer's name (default: the service name).
     consumer_durable: str | None = None
     # Attempts at an event on a healthy database before it becomes a dead letter (a database or NATS
@@ -67,6 +69,9 @@ class CommonSettings(BaseSettings):
     # Processes serving one service (`crp serve`): on PostgreSQL up to the cores a replica has; SQLite keeps
     # one (one outbox relay per database there).
     server_workers: int = Field(default=1, ge=1)
+    # OpenTelemetry: spans are exported over OTLP/HTTP to this endpoint (or the standard
+    # OTEL_EXPORTER_OTLP_ENDPOINT) when set; off by default. Needs the `otel` extra.
+    otel_exporter_otlp_endpoint: str | None = None
 
     # Where each service answers (CRP_UPSTREAMS, JSON): the gateway routes there, and a service that asks
     # another over HTTP (e.g. grants asking beneficiaries) finds it here. Default: the service list's ports.

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from services.beneficiaries.config import BeneficiariesSettings
+from services.beneficiaries.imports.models import ImportJob, ImportRow
+from services.beneficiaries.imports.routes import routers as import_routers
+from services.beneficiaries.imports.worker import ImportWorker
+from services.beneficiaries.kobo.models import KOBO_TABLES
+from services.beneficiaries.kobo.routes import routers as kobo_routers
+from services.beneficiaries.kobo.worker import KoboPuller
 from services.beneficiaries.models import Beneficiary, Community, DuplicateReview, Household
 from services.beneficiaries.routes import routers
 from shared.app import Service
@@ -13,8 +19,10 @@ service = Service(
     title="CRP beneficiaries",
     description="Registration of displaced people, returnees and host communities, with consent, "
                 "duplicate detection and governorate scoping.",
-    routers=routers,
-    tables=(Community, Household, Beneficiary, DuplicateReview, AuditEntry),
+    # /beneficiaries/imports... and /beneficiaries/kobo-sources... before /beneficiaries/{id}
+    routers=(*import_routers, *kobo_routers, *routers),
+    tables=(Community, Household, Beneficiary, DuplicateReview, AuditEntry, ImportJob, ImportRow, *KOBO_TABLES),
     settings=BeneficiariesSettings,
+    workers=(ImportWorker, KoboPuller),
 )
 create_app = service.create_app

@@ -26,6 +26,9 @@ class DistrictPublic(AreaPublic):
 
 
 class CommunityCreate(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "Al-Mosul Old City", "district_pcode": "IQG15Q05"}]})
+
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     district_pcode: str = Field(examples=["IQG15Q05"])
     name_ar: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
@@ -103,6 +106,12 @@ NationalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=
 
 
 class BeneficiaryCreate(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "first_name": "أحمد", "father_name": "علي", "grandfather_name": "حسن", "sex": "male",
+        "date_of_birth": "1988-04-02", "displacement_status": "returnee",
+        "community_id": "5b0e4a57-2b9e-4c1e-8f0a-2d3c4b5a6978", "phone": "+964 770 123 4567",
+        "consent": {"given": True, "obtained_on": "2026-11-01"}}]})
+
     first_name: Name
     father_name: Name
     grandfather_name: Name | None = None
@@ -122,6 +131,9 @@ class BeneficiaryCreate(Strict):
 
 
 class BeneficiaryUpdate(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"displacement_status": "returnee", "phone": "+964 770 123 4567"}]})
+
     first_name: Name | None = None
     father_name: Name | None = None
     grandfather_name: Name | None = None
