@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import select
 
 from gateway.auth import hash_secret, new_secret
@@ -24,6 +24,9 @@ Admin = require_roles()  # admin only
 
 
 class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "partner-mis", "roles": ["partner_system"], "governorates": ["IQG15"]}]})
+
     name: str = Field(min_length=1, max_length=200, description="Who the key is for, e.g. the partner system.")
     roles: list[Role] = Field(min_length=1, default_factory=lambda: ["partner_system"])
     governorates: list[Governorate] = Field(min_length=1, description='Admin1 P-codes, or ["*"] for all.')

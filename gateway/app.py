@@ -18,29 +18,46 @@ from typing import Any
 import aiohttp
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from yarl import URL
 
 from gateway import apikeys, dashboard
 from gateway.auth import ApiKeyStore, BearerCache, SigningKey
-from gateway.limits import RateLimiter
-from gateway.models import ApiKey
+from gateway.limits import RateLimiter, SharedRateLimiter
+from gateway.models import GATEWAY_TABLES
 from gateway.openapi import MergedOpenAPI
-from gateway.proxy import FORWARDED, REQUEST_DROP, Proxy, child_traceparent
+from gateway.proxy import FORWARDED, REQUEST_DROP, Proxy
 from gateway.settings import PUBLIC_PREFIX, GatewaySettings
 from shared.auth import Principal, TokenVerifier, bearer_token, single_authorization
 from shared.db import create_engine, create_sessionmaker
+from shared.docs import install_docs
 from shared.errors import BadRequest, PayloadTooLarge, Unauthorized, install_error_handlers, problem_response
 from shared.migrations import metadata_of, upgrade
-from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, request_id_var
+from shared.observability import (
+    RequestContextMiddleware,
+    child_traceparent,
+    configure_logging,
+    configure_tracing,
+    metrics_response,
+    request_id_var,
+    shutdown_tracing,
+    trace_var,
+)
+from shared.openapi import install as install_openapi
+from shared.openapi import operation_id
 from shared.schemas import require_json_body
+from shared.settings import CommonSettings
 from shared.urls import client_address, is_trusted_proxy, public_base
 
 MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
+
+
+async def migrate_gateway(engine: AsyncEngine, settings: CommonSettings) -> None:
+    """Bring the gateway's database to its newest revision (at start-up, or `crp migrate`)."""
+    await upgrade(engine, settings, MIGRATIONS, metadata_of(*GATEWAY_TABLES))
 
 
 class Edge:
@@ -65,19 +82,19 @@ class Edge:
             if api_key is not None:
                 assert self.api_keys is not None
                 if not self.api_keys.is_cached(api_key):
-                    self.limiter.check(f"ip:{client_ip}")  # see below
+                    await self.limiter.check(f"ip:{client_ip}")  # see below
                 principal, token = await self.api_keys.authenticate(api_key)
             else:
                 bearer = bearer_token(authorization)
                 if not self.bearer.is_cached(bearer):
                     # An address that keeps failing is refused before any look-up: a flood of made-up
                     # credentials must not reach the database or the key fetches (it starved /readyz).
-                    self.limiter.check(f"ip:{client_ip}")
+                    await self.limiter.check(f"ip:{client_ip}")
                 principal, token = await self.bearer.verify(bearer), None
         except Unauthorized:
-            self.limiter.hit(f"ip:{client_ip}")  # guessing credentials costs the caller's address
+            await self.limiter.hit(f"ip:{client_ip}")  # guessing credentials costs the caller's address
             raise
-        self.limiter.hit(f"sub:{principal.sub}")
+        await self.limiter.hit(f"sub:{principal.sub}")
         return principal, token
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, route: ProxyRoute) -> None:
@@ -112,7 +129,7 @@ class Edge:
 
         client_ip = self.client_ip(scope, forwarded.get("x-forwarded-for"))
         if route.public:
-            self.limiter.hit(f"ip:{client_ip}")
+            await self.limiter.hit(f"ip:{client_ip}")
         else:
             _, token = await self.admit(client_ip, single_authorization(authorization),
                                         api_key[0] if api_key else None)
@@ -121,7 +138,8 @@ class Edge:
                 headers.append(("authorization", f"Bearer {token}"))
 
         headers.append(("x-request-id", request_id_var.get() or uuid.uuid4().hex))
-        headers.append(("traceparent", child_traceparent(traceparent)))
+        # The gateway's own span (RequestContextMiddleware, in its log lines) is the services' parent.
+        headers.append(("traceparent", trace_var.get() or child_traceparent(traceparent)))
         peer = scope["client"][0] if scope.get("client") else None
         chain = forwarded.get("x-forwarded-for") if is_trusted_proxy(self.settings, peer) else None
         headers.append(("x-forwarded-for", f"{chain}, {peer}" if chain else (peer or client_ip)))
@@ -190,7 +208,8 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = self.headers if scope["path"] == "/docs" else [*self.headers, self.csp]  # docs load Swagger UI
+        # The docs page sets its own policy (Swagger UI from this origin: shared/docs.py).
+        extra = self.headers if scope["path"] == "/docs" else [*self.headers, self.csp]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -228,12 +247,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_level)
+        configure_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
         engine = create_engine(settings)
         if settings.migrate_on_start:
-            await upgrade(engine, settings, MIGRATIONS, metadata_of(ApiKey))
+            await migrate_gateway(engine, settings)
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker = create_sessionmaker(engine)
         app.state.api_keys = edge.api_keys = ApiKeyStore(settings, sessionmaker, signer)
+        if settings.shared_rate_limits:  # every replica takes from the same buckets
+            edge.limiter = SharedRateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst, engine)
         await proxy.start()
         # Everything alive now lives as long as the process: keep it out of the collector's full
         # passes, which otherwise stall every request for tens of ms (p99, gateway/README.md).
@@ -244,6 +266,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         finally:
             await proxy.close()
             await engine.dispose()
+            shutdown_tracing()
 
     app = FastAPI(
         title="CRP platform API",
@@ -252,7 +275,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     "(or a partner's `X-API-Key`) on every `/api/v1` path except `/api/v1/public/...`.",
         version="1.0.0", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None,
         redirect_slashes=False,  # no redirects from the edge: a Location would follow the caller's Host
-        generate_unique_id_function=lambda route: f"gateway_{route.name}",
+        generate_unique_id_function=operation_id,
         # The gateway passes W3C traceparent on itself; FastAPI's own OpenTelemetry hook would look up
         # the global providers (environment variables) on every request for nothing.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -359,10 +382,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         body = await merged_openapi.document(proxy.session, app.openapi())
         return Response(body, media_type="application/json")
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="CRP platform API")
+    install_docs(app, title="CRP platform API")
 
+    install_openapi(app, [apikeys.router])
     # Proxy routes first: a prefix check is cheaper than the regexes of the gateway's own routes.
     app.router.routes[:0] = [ProxyRoute(prefix, service, edge) for prefix, service in routes]
     return app

@@ -28,6 +28,8 @@ from shared.db import utcnow
 from shared.errors import Unauthorized
 
 MAX_CACHED = 20_000
+# A revocation this close before a key was loaded may still postdate the load (the replicas' clocks differ).
+CLOCK_SKEW_SECONDS = 5.0
 SECRET_PREFIX = "crp_"
 
 
@@ -76,10 +78,16 @@ class _Known:
     token: str | None
     token_renew_at: float
     until: float
+    loaded_at: float             # wall clock, to compare with revocation times
 
 
 class ApiKeyStore:
-    """Looks API keys up by the hash of their secret, and mints the token forwarded in their place."""
+    """Looks API keys up by the hash of their secret, and mints the token forwarded in their place.
+
+    A key is remembered for ``CRP_API_KEY_CACHE_SECONDS``, but the database's list of recent revocations and
+    rotations (read at most once a second, whichever replica made them) is consulted before a remembered
+    key is used: a key revoked through one replica is refused by every other within about a second.
+    """
 
     def __init__(self, settings: GatewaySettings, sessionmaker: async_sessionmaker[AsyncSession],
                  signer: SigningKey) -> None:
@@ -87,7 +95,7 @@ class ApiKeyStore:
         self.sessionmaker = sessionmaker
         self.signer = signer
         self._cache: dict[str, _Known] = {}
-        self._revocations: tuple[float, bytes] | None = None  # (until, document)
+        self._revocations: tuple[float, dict[str, float], bytes] | None = None  # (until, by key id, document)
 
     def is_cached(self, secret: str) -> bool:
         """True when ``secret`` is an active key this process knows (no database look-up needed)."""
@@ -101,6 +109,10 @@ class ApiKeyStore:
         known = self._cache.get(digest)
         if known is None or known.until <= now:
             known = await self._load(digest, now)
+        elif known.key_id is not None:
+            since = (await self._revoked())[0].get(known.key_id)
+            if since is not None and since >= known.loaded_at - CLOCK_SKEW_SECONDS:
+                known = await self._load(digest, now)  # revoked or rotated since: ask the database again
         if known.principal is None:
             raise Unauthorized("The API key is not valid", headers={"WWW-Authenticate": "ApiKey"})
         if known.token is None or known.token_renew_at <= now:
@@ -119,11 +131,11 @@ class ApiKeyStore:
             )).scalars().first()
         until = now + self.settings.api_key_cache_seconds
         if row is None:
-            known = _Known(None, None, None, 0.0, until)
+            known = _Known(None, None, None, 0.0, until, time.time())
         else:
             principal = Principal(sub=f"apikey:{row.id}", roles=frozenset(row.roles),
                                   governorates=frozenset(row.governorates))
-            known = _Known(row.id, principal, None, 0.0, until)
+            known = _Known(row.id, principal, None, 0.0, until, time.time())
         if len(self._cache) >= MAX_CACHED:
             self._cache.clear()
         self._cache[digest] = known
@@ -139,9 +151,12 @@ class ApiKeyStore:
         """``{"api_keys": {id: unix time}}``: tokens minted for that key at or before that time no longer
         hold (the key was revoked or rotated then). Only what a still-unexpired token could be affected
         by is listed; read from the database at most once a second."""
+        return (await self._revoked())[1]
+
+    async def _revoked(self) -> tuple[dict[str, float], bytes]:
         now = time.monotonic()
         if self._revocations is not None and self._revocations[0] > now:
-            return self._revocations[1]
+            return self._revocations[1], self._revocations[2]
         horizon = utcnow() - timedelta(seconds=self.settings.api_key_cache_seconds + 60)
         async with self.sessionmaker() as session:
             rows = (await session.execute(select(ApiKey).where(
@@ -151,8 +166,8 @@ class ApiKeyStore:
             times = [t for t in (row.revoked_at, row.rotated_at) if t is not None and t > horizon]
             revoked[row.id] = max(as_utc(t).timestamp() for t in times)
         document = json.dumps({"api_keys": revoked}).encode()
-        self._revocations = (now + 1.0, document)
-        return document
+        self._revocations = (now + 1.0, revoked, document)
+        return revoked, document
 
 
 class SigningKey:

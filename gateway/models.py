@@ -23,3 +23,17 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
     rotated_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+class RateLimitBucket(SQLModel, table=True):
+    """One client's token bucket, shared by every gateway replica (``gateway.limits.SharedRateLimiter``)."""
+
+    __tablename__ = "rate_limits"
+
+    client: str = Field(primary_key=True, max_length=200)  # sub:<subject>, ip:<address>, or a hash of a longer one
+    tokens: float
+    updated_at: float = Field(index=True)  # seconds since the epoch, on the database's clock
+    granted: bool  # whether the latest hit took a token (returned by the same atomic upsert)
+
+
+GATEWAY_TABLES = (ApiKey, RateLimitBucket)

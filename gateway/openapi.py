@@ -1,9 +1,12 @@
 """One OpenAPI document for the whole platform, merged from the services' own.
 
-Each service's operations are tagged with the service name and get operation ids prefixed with
-it; only the paths the gateway routes to that service are kept. Components with the same name
-and the same content are shared; a name that means something else in another service is
-renamed ``<Service><Name>`` and every ``$ref`` to it rewritten, so generated clients compile.
+Each service's operations keep their operation ids (the route functions' names, ``shared.openapi``: unique
+across the platform; a clash is logged and prefixed with the service) and are tagged by resource (the last
+segment of the routed prefix they are under: ``beneficiaries``, ``grant-calls``), the tags grouped by
+service (``x-tagGroups``); only the paths the gateway routes to that service are kept, and each lists the
+errors the gateway itself may answer for it (429, 503, 504). Components with the same name and the same
+content are shared (``Problem``); a name that means something else in another service is renamed
+``<Service><Name>`` and every ``$ref`` to it rewritten, so generated clients compile.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 import aiohttp
 
 from gateway.settings import PUBLIC_PREFIX
+from shared.openapi import ERRORS, PROBLEM_JSON, PROBLEM_REF
 
 log = logging.getLogger("crp.gateway.openapi")
 
@@ -30,6 +34,13 @@ SECURITY_SCHEMES = {
                "description": "A partner system's key (see `POST /api/v1/api-keys`)."},
 }
 PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
+GATEWAY_ERRORS = ("429", "503", "504")  # what the gateway may answer for any operation it routes
+
+
+def resource_tag(prefix: str) -> str:
+    """The tag of the operations under a routed prefix: its last segment (``/api/v1/grant-calls`` ->
+    ``grant-calls``; ``/api/v1/public/indicators`` -> ``indicators``)."""
+    return prefix.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _camel(name: str) -> str:
@@ -74,6 +85,7 @@ def merge(gateway_spec: dict[str, Any], services: dict[str, dict[str, Any]],
     components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
     merged["security"] = [{"bearer": []}, {"apiKey": []}]
     tags = [{"name": "gateway", "description": "The gateway itself: health, metrics, API keys."}]
+    groups = [{"name": "gateway", "tags": ["gateway"]}]
     operation_ids: set[str] = set()
     for path, item in merged["paths"].items():
         for method, op in item.items():
@@ -115,26 +127,43 @@ def merge(gateway_spec: dict[str, Any], services: dict[str, dict[str, Any]],
             for name, value in entries.items():
                 new_name = f"{_camel(service)}{name}" if (section, name) in renamed else name
                 target[new_name] = _rewrite_refs(value, renames)
+                if new_name != name and isinstance(value, dict) and value.get("title") == name:
+                    # Generators name a model after its title: two models must not share one.
+                    target[new_name]["title"] = new_name
+        service_tags: list[str] = []
         for path, item in paths.items():
             item = _rewrite_refs(item, renames)
+            prefix = max((p for p in prefixes if path == p or path.startswith(p + "/")), key=len)
+            tag = resource_tag(prefix)
+            if tag not in service_tags:
+                service_tags.append(tag)
             for method, op in item.items():
                 if method not in METHODS:
                     continue
-                op["tags"] = [service]
-                base = f"{service}_{op.get('operationId') or method + re.sub(r'[^A-Za-z0-9]+', '_', path)}"
-                op_id, n = base, 2
-                while op_id in operation_ids:
-                    op_id, n = f"{base}_{n}", n + 1
+                op["tags"] = [tag]
+                op_id = op.get("operationId") or method + re.sub(r"[^A-Za-z0-9]+", "_", path)
+                if op_id in operation_ids:
+                    log.warning("operation id %s of %s is already taken: renamed %s_%s", op_id, service,
+                                service, op_id)
+                    op_id = f"{service}_{op_id}"
                 operation_ids.add(op_id)
                 op["operationId"] = op_id
+                responses = op.setdefault("responses", {})
+                for code in GATEWAY_ERRORS:
+                    responses.setdefault(code, {"description": ERRORS[code],
+                                                "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}})
                 if path.startswith(PUBLIC_PREFIX):
                     op["security"] = []
                 else:
                     op.pop("security", None)  # the document's default: bearer or API key
             merged["paths"][path] = item
         info = spec.get("info", {})
-        tags.append({"name": service, "description": info.get("description") or info.get("title") or service})
+        about = info.get("title") or service
+        for tag in service_tags:
+            tags.append({"name": tag, "description": f"{tag.replace('-', ' ').capitalize()} ({about})."})
+        groups.append({"name": service, "tags": service_tags})
     merged["tags"] = tags
+    merged["x-tagGroups"] = groups
     return merged
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -140,20 +139,6 @@ class Upstream:
     def succeeded(self) -> None:
         self.failures = 0
         self.down_until = 0.0
-
-
-def child_traceparent(incoming: str | None) -> str:
-    """W3C trace context: continue the caller's trace with a new parent id, or start one."""
-    if incoming:
-        parts = incoming.strip().split("-")
-        if (len(parts) == 4 and len(parts[0]) == 2 and len(parts[1]) == 32 and len(parts[2]) == 16
-                and len(parts[3]) == 2 and parts[0] != "ff" and parts[1] != "0" * 32):
-            try:
-                int(parts[0] + parts[1] + parts[3], 16)
-                return f"00-{parts[1].lower()}-{os.urandom(8).hex()}-{parts[3].lower()}"
-            except ValueError:
-                pass
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
 
 
 class Proxy:

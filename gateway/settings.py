@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 
 from shared import catalog
@@ -39,6 +41,9 @@ class GatewaySettings(CommonSettings):
 
     rate_limit_per_second: float = 50.0         # per client (token subject, API key or IP); 0 disables
     rate_limit_burst: int = 100
+    # Where the buckets live: "database" (the gateway's: shared by every replica) or "memory" (this process
+    # only). Default: the database on PostgreSQL, memory on SQLite (one gateway process, `crp dev`).
+    rate_limit_store: Literal["memory", "database"] | None = None
 
     # How long a key stays cached here (another replica may accept a revoked key for this long), and
     # the lifetime of the token minted for an API key caller.
@@ -50,6 +55,11 @@ class GatewaySettings(CommonSettings):
     openapi_cache_seconds: float = 30.0
     readiness_timeout_seconds: float = 2.0
     hsts_seconds: int = 31536000
+
+    @property
+    def shared_rate_limits(self) -> bool:
+        """True when the rate-limit buckets are kept in the database (shared by the replicas)."""
+        return self.rate_limit_store == "database" if self.rate_limit_store else not self.is_sqlite
 
     def route_table(self) -> list[tuple[str, str]]:
         """(prefix, service) pairs, longest prefix first."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from shared import catalog
 from shared.auth import ROLES
-from shared.server import UVICORN_ARGS
+from shared.server import serve_argv
 from shared.settings import CommonSettings
 
 
@@ -46,20 +46,67 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from shared.db import create_engine
 
-    names = args.service or catalog.built()
+    names = args.service or [*catalog.built(), "gateway"]
 
     async def run() -> None:
         for name in names:
-            service = catalog.load(name)
-            settings = service.make_settings()
+            if name == "gateway":
+                from gateway.app import migrate_gateway
+                from gateway.settings import GatewaySettings
+
+                settings: CommonSettings = GatewaySettings()
+                migrate: Any = migrate_gateway
+            else:
+                service = catalog.load(name)
+                settings = service.make_settings()
+                migrate = service.migrate
             engine = create_engine(settings)
             try:
-                await service.migrate(engine, settings)
+                await migrate(engine, settings)
             finally:
                 await engine.dispose()
             print(f"{name}: migrated ({settings.schema or settings.async_database_url})")
 
     asyncio.run(run())
+    return 0
+
+
+# -- crp serve / crp probe (what a container runs) ------------------------------------------------
+def serve_port(name: str, port: int | None) -> int:
+    """``--port``, else ``CRP_PORT``, else the service list's port."""
+    if port is not None:
+        return port
+    if os.environ.get("CRP_PORT"):
+        return int(os.environ["CRP_PORT"])
+    return catalog.DEFAULT_GATEWAY_PORT if name == "gateway" else catalog.port(name)
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Exit 0 when the local process answers its health (or readiness) check: the container HEALTHCHECK."""
+    port = args.port or int(os.environ.get("CRP_PORT") or catalog.DEFAULT_GATEWAY_PORT)
+    path = "/readyz" if args.ready else "/healthz"
+    ok = http_ok(f"http://127.0.0.1:{port}{path}", timeout=args.timeout)
+    if not ok:
+        print(f"not {'ready' if args.ready else 'healthy'}: http://127.0.0.1:{port}{path}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+# -- crp stream backup / restore -------------------------------------------------------------------
+def cmd_stream(args: argparse.Namespace) -> int:
+    from shared.stream_backup import StreamBackupError, backup, restore
+
+    settings = CommonSettings()
+    path = Path(args.file)
+    try:
+        if args.action == "backup":
+            count = asyncio.run(backup(settings, path))
+            print(f"stream {settings.nats_stream}: {count} messages written to {path}")
+        else:
+            count = asyncio.run(restore(settings, path))
+            print(f"stream {settings.nats_stream}: {count} messages restored from {path}")
+    except (StreamBackupError, OSError) as exc:
+        print(f"crp stream {args.action}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -227,6 +274,64 @@ def cmd_pii_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- crp beneficiaries rescan ---------------------------------------------------------------------
+def cmd_beneficiaries_rescan(args: argparse.Namespace) -> int:
+    from services.beneficiaries.app import service
+    from services.beneficiaries.service import rescan_duplicates
+    from shared.db import create_engine, create_sessionmaker
+
+    settings = service.make_settings()
+
+    async def run() -> Any:
+        engine = create_engine(settings)
+        try:
+            await service.migrate(engine, settings)
+            async with create_sessionmaker(engine)() as session, session.begin():
+                return await rescan_duplicates(session=session)
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(run())
+    print(f"beneficiaries: {result.people} people rescanned, {result.keys_recomputed} blocking keys recomputed, "
+          f"{result.pairs_compared} pairs compared, {result.reviews_added} probable duplicates added to the "
+          "review queue")
+    return 0
+
+
+# -- crp serve ------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve one service as production does: migrate once, then replace this process with its server
+    (``CRP_SERVER_WORKERS`` uvicorn processes; one on SQLite). The gateway runs in this process."""
+    port = serve_port(args.name, args.port)
+    if args.name == "gateway":
+        from gateway.__main__ import main as gateway_main
+
+        gateway_main(["--host", args.host, "--port", str(port)])
+        return 0
+    service = catalog.load(args.name)
+    settings = service.make_settings()
+    workers = args.workers or settings.server_workers
+    if workers > 1 and settings.is_sqlite:
+        print(f"crp serve: {args.name} runs on SQLite: one worker (one outbox relay per database)",
+              file=sys.stderr, flush=True)
+        workers = 1
+    if settings.migrate_on_start:
+        from shared.db import create_engine
+
+        async def migrate() -> None:
+            engine = create_engine(settings)
+            try:
+                await service.migrate(engine, settings)
+            finally:
+                await engine.dispose()
+
+        asyncio.run(migrate())
+    os.environ["CRP_MIGRATE_ON_START"] = "false"  # done above, once, not by every worker at once
+    argv = serve_argv(args.name, host=args.host, port=port, workers=workers, log_level=settings.log_level.lower())
+    os.execv(argv[0], argv)
+    return 0  # not reached
+
+
 # -- crp dev --------------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
@@ -310,10 +415,8 @@ class Platform:
         gateway = f"http://{self.host}:{self.port}"
         env.setdefault("CRP_PUBLIC_BASE_URL", gateway)  # every absolute URL points at the gateway
         env["CRP_GATEWAY_URL"] = gateway                # services accept the gateway's API-key tokens
-        for name in self.services:
-            self._spawn(name, [sys.executable, "-m", "uvicorn", "--factory", f"services.{name}.app:create_app",
-                               "--host", self.host, "--port", str(self.service_port(name)),
-                               "--no-access-log", "--log-level", "warning", *UVICORN_ARGS], env)
+        for name in self.services:  # one process each: light on a 2-core machine
+            self._spawn(name, serve_argv(name, host=self.host, port=self.service_port(name)), env)
         self._spawn("gateway", [sys.executable, "-m", "gateway", "--host", self.host, "--port", str(self.port)],
                     env)
 
@@ -419,9 +522,22 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
 
-    migrate = sub.add_parser("migrate", help="apply database migrations")
-    migrate.add_argument("--service", action="append", choices=list(catalog.NAMES))
+    migrate = sub.add_parser("migrate", help="apply database migrations (every built service and the gateway)")
+    migrate.add_argument("--service", action="append", choices=[*catalog.NAMES, "gateway"])
     migrate.set_defaults(func=cmd_migrate)
+
+    serve = sub.add_parser("serve", help="run one service (or the gateway) in this process, as a container does")
+    serve.add_argument("name", choices=[*catalog.NAMES, "gateway"])
+    serve.add_argument("--host", default="127.0.0.1", help="0.0.0.0 in a container")
+    serve.add_argument("--port", type=int, default=None, help="default: CRP_PORT, else the service list's port")
+    serve.add_argument("--workers", type=int, help="uvicorn processes; default CRP_SERVER_WORKERS (1); one on SQLite")
+    serve.set_defaults(func=cmd_serve)
+
+    probe = sub.add_parser("probe", help="exit 0 when the process on CRP_PORT answers /healthz (container health)")
+    probe.add_argument("--ready", action="store_true", help="ask /readyz instead (its database and NATS)")
+    probe.add_argument("--port", type=int, default=None, help="default: CRP_PORT, else 8000")
+    probe.add_argument("--timeout", type=float, default=2.0)
+    probe.set_defaults(func=cmd_probe)
 
     indicators = sub.add_parser("indicators", help="indicators service operations")
     ind_sub = indicators.add_subparsers(dest="action", required=True)
@@ -454,12 +570,25 @@ def main(argv: list[str] | None = None) -> int:
     operator_args(dead)
     dead.add_argument("--replay", type=int, metavar="ID", help="apply dead letter ID again (removed on success)")
     dead.set_defaults(func=cmd_indicators_dead_letters)
+    stream = sub.add_parser("stream", help="back up or restore the event stream (CRP_NATS_URL, CRP_NATS_STREAM)")
+    stream_sub = stream.add_subparsers(dest="action", required=True)
+    for action, text in (("backup", "write every message of the stream to FILE (JSON lines)"),
+                         ("restore", "publish FILE's messages, in order and with their ids, into a new stream")):
+        stream_action = stream_sub.add_parser(action, help=text)
+        stream_action.add_argument("file", metavar="FILE")
+        stream_action.set_defaults(func=cmd_stream)
 
     pii = sub.add_parser("pii", help="personal identifier keys")
     pii_sub = pii.add_subparsers(dest="action", required=True)
     rotate = pii_sub.add_parser("rotate", help="wrap every stored national-ID hash under the current key "
                                                "(CRP_PII_KEY_ID; the old keys in CRP_PII_RETIRED_KEYS)")
     rotate.set_defaults(func=cmd_pii_rotate)
+
+    beneficiaries = sub.add_parser("beneficiaries", help="beneficiaries service operations")
+    ben_sub = beneficiaries.add_subparsers(dest="action", required=True)
+    rescan = ben_sub.add_parser("rescan", help="re-run duplicate detection over the whole registry with the current "
+                                               "rules and queue the probable pairs for review (idempotent)")
+    rescan.set_defaults(func=cmd_beneficiaries_rescan)
 
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)

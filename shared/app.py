@@ -20,11 +20,21 @@ from shared.auth import TokenVerifier, roles_of
 from shared.bus import Bus
 from shared.consumer import CONSUMER_TABLES, EventApplier, EventConsumer, Handler
 from shared.db import create_engine, create_sessionmaker
+from shared.docs import install_docs
 from shared.errors import install_error_handlers, problem_response
 from shared.housekeeping import Housekeeping
 from shared.idempotency import IdempotencyRecord
 from shared.migrations import metadata_of, upgrade
-from shared.observability import RequestContextMiddleware, configure_logging, metrics_response, run_checks
+from shared.observability import (
+    RequestContextMiddleware,
+    configure_logging,
+    configure_tracing,
+    metrics_response,
+    run_checks,
+    shutdown_tracing,
+)
+from shared.openapi import install as install_openapi
+from shared.openapi import operation_id
 from shared.outbox import Outbox, OutboxMessage, OutboxRelay
 from shared.peers import http_client
 from shared.schemas import refuse_control_characters, require_json_body
@@ -56,6 +66,8 @@ class Service:
     tables: Sequence[type[SQLModel]]  # its own tables; the outbox and idempotency-key tables come with it
     settings: type[CommonSettings] = CommonSettings
     handlers: Mapping[str, Handler] | None = None  # event type -> handler: the service consumes the stream
+    # The service's own background workers (e.g. the beneficiaries' import jobs), started in its lifespan.
+    workers: Sequence[Callable[[FastAPI, CommonSettings], BackgroundWorker]] = ()
     openapi_tags: list[dict[str, str]] | None = None
     # Run by housekeeping after its own purge, in the same transaction (e.g. a personal-data retention).
     housekeeping: Callable[[Any, CommonSettings], Awaitable[int]] | None = None
@@ -87,7 +99,8 @@ class Service:
     def create_app(self, settings: CommonSettings | None = None) -> FastAPI:
         """The ASGI app (``uvicorn --factory services.<name>.app:create_app``)."""
         settings = settings or self.make_settings()
-        workers: list[Callable[[FastAPI], BackgroundWorker]] = []
+        workers: list[Callable[[FastAPI], BackgroundWorker]] = [
+            (lambda app, make=make: make(app, settings)) for make in self.workers]
         applier = self.applier()
         if self.handlers is not None:
             def consumer(app: FastAPI) -> EventConsumer:
@@ -110,6 +123,7 @@ def create_service_app(service: Service, settings: CommonSettings,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, settings.log_level)
+        configure_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
         engine = create_engine(settings)
         if settings.migrate_on_start:
             await service.migrate(engine, settings)
@@ -135,13 +149,14 @@ def create_service_app(service: Service, settings: CommonSettings,
             await bus.close()
             await engine.dispose()
             await http.aclose()
+            shutdown_tracing()
 
     # No redirects: a trailing-slash path is a 404 problem rather than a Location built from the service's
     # own address.
     app = FastAPI(title=service.title, description=service.description, version="1.0.0", lifespan=lifespan,
                   openapi_tags=service.openapi_tags,
                   dependencies=[Depends(refuse_control_characters), Depends(require_json_body)],
-                  redirect_slashes=False)
+                  redirect_slashes=False, generate_unique_id_function=operation_id, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.verifier = TokenVerifier(settings)
     install_error_handlers(app)
@@ -152,7 +167,9 @@ def create_service_app(service: Service, settings: CommonSettings,
     app.include_router(health_router())
     for router in service.routers:
         app.include_router(router, responses=COMMON_PROBLEMS)
+    install_openapi(app, service.routers)
     document_roles(app, service.routers)
+    install_docs(app, title=service.title)
     return app
 
 

@@ -52,15 +52,31 @@ class Principal:
         return None if self.all_governorates else self.governorates
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    expires_at: float                    # the token's ``exp``: never trusted a moment longer
+    claims: dict[str, Any] | None        # kept for a gateway token: its revocation is checked on every use
+
+
 class TokenVerifier:
     """Verifies HS256 tokens with the shared secret, or RS256/ES256 against an OIDC issuer's JWKS; and in
-    either mode, when ``CRP_GATEWAY_URL`` is set, the ES256 tokens the gateway mints for API keys."""
+    either mode, when ``CRP_GATEWAY_URL`` is set, the ES256 tokens the gateway mints for API keys.
+
+    A token verified once is remembered until it expires (its ``exp``; at most ``CACHE_SIZE`` tokens): clients
+    send the same token with every request, and decoding and checking its signature again each time was a
+    large share of a fast request. A gateway token's revocation is still checked on every request.
+    """
+
+    CACHE_SIZE = 10_000
 
     def __init__(self, settings: CommonSettings) -> None:
         self.settings = settings
         self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True) if settings.jwt_jwks_url else None
         self._options = {"require": ["exp", "sub", "iss", "aud"]}
         self._gateway: GatewayTrust | None = GatewayTrust(settings) if settings.gateway_url else None
+        self._verified: dict[str, _Verified] = {}
+        self._verified_lock = threading.Lock()  # verify_sync also runs in worker threads
 
     def _decode(self, token: str, key: Any, algorithms: list[str], issuer: str) -> dict[str, Any]:
         return jwt.decode(token, key=key, algorithms=algorithms, audience=self.settings.jwt_audience,
@@ -75,10 +91,17 @@ class TokenVerifier:
             return False
 
     def verify_sync(self, token: str) -> Principal:
+        known = self._known(token)
+        if known is not None:
+            if known.claims is not None:
+                assert self._gateway is not None
+                self._gateway.check_not_revoked(known.claims)
+            return known.principal
+        gateway_claims = None
         try:
             if self._gateway is not None and self._from_gateway(token):
                 key = self._gateway.jwks.get_signing_key_from_jwt(token).key
-                claims = self._decode(token, key, ["ES256"], self.settings.gateway_issuer)
+                claims = gateway_claims = self._decode(token, key, ["ES256"], self.settings.gateway_issuer)
                 self._gateway.check_not_revoked(claims)
             elif self._jwks is not None:
                 key = self._jwks.get_signing_key_from_jwt(token).key
@@ -97,9 +120,30 @@ class TokenVerifier:
             raise Unauthorized("The token is not signed by a known key") from None
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"Invalid token: {exc}") from None
-        return principal_from_claims(claims)
+        principal = principal_from_claims(claims)
+        self._remember(token, _Verified(principal, float(claims["exp"]), gateway_claims))
+        return principal
+
+    def _known(self, token: str) -> _Verified | None:
+        known = self._verified.get(token)
+        if known is None:
+            return None
+        if time.time() >= known.expires_at:
+            self._verified.pop(token, None)
+            return None
+        return known
+
+    def _remember(self, token: str, verified: _Verified) -> None:
+        with self._verified_lock:
+            if len(self._verified) >= self.CACHE_SIZE:  # drop the oldest (dicts keep insertion order)
+                self._verified.pop(next(iter(self._verified)), None)
+            self._verified[token] = verified
 
     async def verify(self, token: str) -> Principal:
+        known = self._known(token)
+        if known is not None and (known.claims is None or self._gateway is None
+                                  or not self._gateway.needs_fetch()):
+            return self.verify_sync(token)  # no I/O: remembered, and the revocation list (if any) is fresh
         if self._jwks is not None or self._from_gateway(token):  # a key or revocation fetch is blocking I/O
             return await anyio.to_thread.run_sync(self.verify_sync, token)
         return self.verify_sync(token)
@@ -122,6 +166,10 @@ class GatewayTrust:
         self._revoked: dict[str, float] = {}
         self._fetched_at = -math.inf
         self._lock = threading.Lock()
+
+    def needs_fetch(self) -> bool:
+        """Whether the next check reads the revocation list over HTTP (blocking I/O)."""
+        return time.monotonic() - self._fetched_at >= self.cache_seconds
 
     def revoked(self) -> dict[str, float]:
         with self._lock:

@@ -97,6 +97,7 @@ def stream_config(settings: CommonSettings) -> StreamConfig:
         storage=StorageType.FILE,
         retention=RetentionPolicy.LIMITS,
         duplicate_window=settings.duplicate_window_seconds,
+        num_replicas=settings.nats_stream_replicas,
     )
 
 

@@ -28,14 +28,14 @@ class Entry:
 # In port order: the gateway listens on P, these on P+1 .. P+6 (the contract's order).
 SERVICES: tuple[Entry, ...] = (
     Entry("beneficiaries", ("/api/v1/locations", "/api/v1/communities", "/api/v1/households",
-                            "/api/v1/beneficiaries")),
+                            "/api/v1/beneficiaries", "/api/v1/duplicate-reviews")),
     Entry("grants", ("/api/v1/grants", "/api/v1/grant-calls")),
     Entry("training", ("/api/v1/courses", "/api/v1/enrolments", "/api/v1/follow-ups", "/api/v1/market-assessments",
                        "/api/v1/job-opportunities")),
     Entry("infrastructure", ("/api/v1/infrastructure-projects", "/api/v1/community-assessments")),
     Entry("feedback", ("/api/v1/feedback", "/api/v1/resource-centres", "/api/v1/community-activities",
                        "/api/v1/public/feedback")),
-    Entry("indicators", ("/api/v1/indicators", "/api/v1/public/indicators")),
+    Entry("indicators", ("/api/v1/indicators", "/api/v1/public/indicators", "/api/v1/webhooks")),
 )
 NAMES: tuple[str, ...] = tuple(entry.name for entry in SERVICES)
 

@@ -35,6 +35,7 @@ import enum
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -47,6 +48,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared.bus import Bus
 from shared.db import UtcDatetime, database_answers, is_connection_error, utcnow
 from shared.events import CloudEvent
+from shared.observability import continue_trace
 from shared.settings import CommonSettings
 from shared.worker import BackgroundWorker, backoff_seconds, retry_forever
 
@@ -168,8 +170,12 @@ async def apply_or_dead_letter(session: AsyncSession, applier: EventApplier, *, 
         await _add_dead_letter(session, None, subject, payload, f"invalid envelope: {exc}", attempt)
         return Outcome.DEAD_LETTERED
     try:
-        async with session.begin_nested():
-            await applier.apply(session, event)
+        # The producer's trace continues here: this line and the handler's carry its trace id.
+        with continue_trace(event.traceparent, "apply event", event_type=event.type, event_id=event.id):
+            async with session.begin_nested():
+                applied = await applier.apply(session, event)
+            log.info("event applied" if applied else "event skipped (already applied or parked)",
+                     extra={"event_id": event.id, "event_type": event.type, "consumer": applier.service})
         return Outcome.SETTLED
     except Exception as exc:
         if is_connection_error(exc) or not await database_answers(session.bind):
@@ -237,7 +243,7 @@ class EventConsumer(BackgroundWorker):
                     await self.apply_parked()
                     parked_due = loop.time() + self.parked_interval
                 try:
-                    msgs = await sub.fetch(self.batch_size, timeout=1)
+                    msgs = await self._fetch(sub)
                 except (NatsTimeoutError, TimeoutError):
                     continue
                 await self._handle_batch(msgs)
@@ -267,16 +273,50 @@ class EventConsumer(BackgroundWorker):
         STREAM_SEQUENCE.labels(*labels).set(last)
         APPLIED_SEQUENCE.labels(*labels).set(applied)
         LAG.labels(*labels).set(max(0, last - applied))
+    async def _fetch(self, sub: Any) -> list[Any]:
+        """The next message as soon as it is stored, then as many of those waiting behind it as a batch holds.
+
+        One ``fetch(batch_size)`` would do on a backlog, but on an idle stream nats.py's lingering pull returns
+        only when the batch is full or the timeout ends, so an event arriving then waited up to a second. A pull
+        for one message returns on its arrival; the message's ``num_pending`` says whether more are waiting,
+        which a second pull takes at once (they are there: it does not linger)."""
+        msgs = list(await sub.fetch(1, timeout=1))
+        waiting = msgs[-1].metadata.num_pending
+        if waiting and self.batch_size > 1:
+            try:
+                msgs += await sub.fetch(min(self.batch_size - 1, waiting), timeout=1)
+            except (NatsTimeoutError, TimeoutError):
+                pass  # taken meanwhile by another replica: handle what we have
+        return msgs
 
     async def _handle_batch(self, msgs: list[object]) -> None:
         unsettled = list(msgs)
         holding = asyncio.create_task(self._hold(unsettled), name=f"{self.name}-hold")
         try:
+            if len(msgs) > 1 and await self._apply_together(msgs):
+                for msg in msgs:
+                    await msg.ack()  # type: ignore[attr-defined]
+                    unsettled.remove(msg)
+                return
             for msg in msgs:
                 await self._handle(msg)
                 unsettled.remove(msg)
         finally:
             holding.cancel()
+
+    async def _apply_together(self, msgs: list[object]) -> bool:
+        """A backlog's messages in one transaction (one commit instead of one per event). Any failure, a poison
+        or the database, rolls all of it back and returns False: the messages then go one by one through the
+        full policy (attempts, dead letters, waiting for the database), where applied ones are duplicates."""
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                for msg in msgs:
+                    await self.applier.apply(session, CloudEvent.model_validate_json(msg.data))  # type: ignore[attr-defined]
+            return True
+        except Exception as exc:
+            log.info("%s: a batch of %d failed together (%s: %s); one by one", self.name, len(msgs),
+                     type(exc).__name__, exc)
+            return False
 
     async def _hold(self, msgs: list[object]) -> None:
         """Keep telling JetStream that the batch's unsettled messages are being worked on, so it does not

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from pydantic import PlainSerializer
-from sqlalchemy import event, exc, text
+from sqlalchemy import Engine, event, exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.orm.session import Session as SyncSession
 
 from shared.settings import CommonSettings
 
@@ -53,13 +55,155 @@ def create_engine(settings: CommonSettings) -> AsyncEngine:
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        pool = ({"pool_size": settings.database_pool_size, "max_overflow": settings.database_max_overflow}
+                if path and path != ":memory:" else {})
+        engine = create_async_engine(url, hide_parameters=True, async_creator=_sqlite_creator(path), **pool)
         _sqlite_pragmas(engine)
         return engine
-    return create_async_engine(
-        url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True,
+    engine = create_async_engine(
+        url, pool_size=settings.database_pool_size, max_overflow=settings.database_max_overflow,
+        hide_parameters=True,
         connect_args={"server_settings": {"search_path": settings.schema or "public"}},
     )
+    _ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
+    return engine
+
+
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Check a pooled PostgreSQL connection before use only when it sat idle (a restart or a network cut may have
+    broken it meanwhile). ``pool_pre_ping`` did it on every checkout: one more round trip for every request,
+    while a connection in steady use is known to be alive. A dead one is replaced, the request never sees it."""
+    import time
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < idle_seconds:
+            return
+        try:
+            dbapi_conn.ping()
+        except Exception as error:  # the pool discards this connection and checks out another
+            raise exc.DisconnectionError("stale pooled connection") from error
+
+
+SQLITE_LOCK_TIMEOUT = 30.0  # as long as SQLite's busy timeout
+
+
+def _sqlite_creator(path: str) -> Callable[[], Any]:
+    def create() -> Any:
+        import functools
+
+        connector = functools.partial(sqlite3.connect, path or ":memory:", timeout=SQLITE_LOCK_TIMEOUT,
+                                      isolation_level=None, check_same_thread=False)
+        connection = SqliteConnection(connector, iter_chunk_size=64)
+        connection._thread.daemon = True
+        connection.database = path
+        return connection
+
+    return create
+
+
+_write_locks: dict[tuple[str, int], asyncio.Lock] = {}
+
+
+def _write_lock(database: str) -> asyncio.Lock:
+    """The process's queue of writers of one SQLite file (per event loop)."""
+    key = (database, id(asyncio.get_running_loop()))
+    lock = _write_locks.get(key)
+    if lock is None:
+        lock = _write_locks[key] = asyncio.Lock()
+    return lock
+
+
+def _aiosqlite_connection() -> type:
+    import aiosqlite
+
+    class Connection(aiosqlite.Connection):
+        """aiosqlite without the thread hop where SQLite cannot wait.
+
+        aiosqlite runs every call (cursor, execute, fetch, close, commit) in the connection's thread and wakes
+        the event loop with its result: nine hops for a GET, twenty-five for a registration, each costing more
+        than the statement. Two kinds of call can never wait, and run directly on the event loop:
+
+        - reads of a safe-method request (WAL: a reader never waits for a writer);
+        - the statements of a write transaction once it holds SQLite's write lock (its COMMIT, which may
+          checkpoint the WAL to disk, still runs in the thread).
+
+        Writers of this process queue (FIFO) on an ``asyncio.Lock`` before ``BEGIN IMMEDIATE`` instead of
+        SQLite's busy-polling with sleeps; ``BEGIN IMMEDIATE`` itself still runs in the thread, since another
+        process (``crp pii rotate``) may hold the lock. The lock is released when the transaction ends.
+        """
+
+        database = ""
+        _crp_lock: asyncio.Lock | None = None
+
+        async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+            if self._connection is None:
+                return await super()._execute(fn, *args, **kwargs)
+            if self._crp_lock is not None:  # inside our write transaction: nothing can wait...
+                if not _ends_transaction(fn, args, self._connection):
+                    return fn(*args, **kwargs)
+                try:  # ...but a commit may checkpoint the WAL (file I/O, fsync): in the thread
+                    return await super()._execute(fn, *args, **kwargs)
+                finally:
+                    self._end_write()
+            if args and isinstance(args[0], str) and args[0].lstrip()[:15].upper() == "BEGIN IMMEDIATE":
+                lock = _write_lock(self.database)
+                try:
+                    await asyncio.wait_for(lock.acquire(), SQLITE_LOCK_TIMEOUT)
+                except TimeoutError:
+                    raise sqlite3.OperationalError("database is locked") from None
+                try:
+                    result = await super()._execute(fn, *args, **kwargs)
+                except BaseException:
+                    lock.release()
+                    raise
+                self._crp_lock = lock
+                return result
+            if _read_only.get():
+                return fn(*args, **kwargs)
+            return await super()._execute(fn, *args, **kwargs)
+
+        def _end_write(self) -> None:
+            lock, self._crp_lock = self._crp_lock, None
+            if lock is not None:
+                lock.release()
+
+        async def close(self) -> None:
+            try:
+                await super().close()
+            finally:
+                self._end_write()
+
+    return Connection
+
+
+def _ends_transaction(fn: Any, args: tuple[Any, ...], connection: Any) -> bool:
+    name = getattr(fn, "__name__", "")
+    if name in ("commit", "rollback", "close") and getattr(fn, "__self__", None) is connection:
+        return True
+    return bool(args) and isinstance(args[0], str) and args[0].lstrip()[:8].upper() in ("COMMIT", "ROLLBACK", "END")
+
+
+class _LazySqliteConnection:
+    """``SqliteConnection``, built on first use (aiosqlite is imported only where SQLite is used)."""
+
+    _cls: type | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._cls is None:
+            self._cls = _aiosqlite_connection()
+        return self._cls(*args, **kwargs)
+
+
+SqliteConnection = _LazySqliteConnection()
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:
@@ -146,8 +290,30 @@ async def database_answers(bind: AsyncEngine | AsyncConnection, timeout: float =
         _read_only.reset(token)
 
 
+class RequestSession(SyncSession):
+    """The session of requests and workers. On PostgreSQL, the reads of a safe-method request run in autocommit:
+    no BEGIN and COMMIT round trips around a lone SELECT. At READ COMMITTED each statement reads its own
+    snapshot anyway, so nothing a reader sees changes; a safe-method request that writes calls ``will_write``
+    before its first query and gets a transaction. (SQLite keeps its deferred BEGIN: its reads of one request
+    share a snapshot, and the BEGIN is no network round trip.)"""
+
+    def get_bind(self, *args: Any, **kwargs: Any) -> Any:
+        bind = super().get_bind(*args, **kwargs)
+        if _read_only.get() and isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+            return _autocommit(bind)
+        return bind
+
+
+def _autocommit(engine: Engine) -> Engine:
+    reader = engine.__dict__.get("_crp_autocommit")
+    if reader is None:  # shares the engine's pool; the isolation level is reset when a connection returns
+        reader = engine.__dict__["_crp_autocommit"] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return reader
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    return async_sessionmaker(engine, class_=AsyncSession, sync_session_class=RequestSession,
+                              expire_on_commit=False)
 
 
 _after_commit_hooks_key = "after_commit"
@@ -158,6 +324,23 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def after_commit(session: AsyncSession, hook: Callable[[], None]) -> None:
     """Run ``hook`` once the session dependency has committed (e.g. wake the outbox relay)."""
     session.info.setdefault(_after_commit_hooks_key, []).append(hook)
+
+
+def run_after_commit_hooks(session: AsyncSession) -> None:
+    """Run the ``after_commit`` hooks of a session a background worker has just committed."""
+    for hook in session.info.pop(_after_commit_hooks_key, []):
+        hook()
+
+
+@contextlib.contextmanager
+def reading() -> Iterator[None]:
+    """Transactions begun inside only read: on SQLite they never take (or wait for) the write lock, so a
+    background worker's poll does not hold up writers."""
+    token = _read_only.set(True)
+    try:
+        yield
+    finally:
+        _read_only.reset(token)
 
 
 def will_write() -> None:

@@ -32,6 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared.bus import Bus
 from shared.db import after_commit, utcnow
 from shared.events import CloudEvent, EventData
+from shared.observability import trace_var
 from shared.settings import CommonSettings
 from shared.worker import BackgroundWorker, retry_forever
 
@@ -62,7 +63,8 @@ class Outbox:
         self.wakeup = asyncio.Event()
 
     def emit(self, session: AsyncSession, data: EventData, *, subject_id: str | None = None) -> CloudEvent:
-        event = CloudEvent.wrap(data, source=self.settings.source, subject=subject_id)
+        # The current trace travels with the event, so its consumers continue it.
+        event = CloudEvent.wrap(data, source=self.settings.source, subject=subject_id, traceparent=trace_var.get())
         session.add(OutboxMessage(event_id=event.id, subject=data.subject(self.settings.subject_prefix),
                                   payload=event.model_dump_json().encode()))
         after_commit(session, self.wakeup.set)

@@ -44,13 +44,21 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 async def paginate(session: Any, stmt: Select[Any], model: Any, *, limit: int, cursor: str | None,
-                   request: Request, response: Response) -> tuple[list[Any], str | None]:
-    """Run ``stmt`` one page at a time; sets the ``Link`` header and returns (rows, next_cursor)."""
+                   request: Request, response: Response, rows_only: bool = False) -> tuple[list[Any], str | None]:
+    """Run ``stmt`` one page at a time; sets the ``Link`` header and returns (rows, next_cursor).
+
+    ``rows_only``: the page is rendered and nothing in it changes, so the table's columns are read as Core
+    rows (attribute access like the model, read-only) on the session's connection: no ORM identity load.
+    """
     if cursor:
         created, id_ = decode_cursor(cursor)
         stmt = stmt.where(tuple_(model.created_at, model.id) < tuple_(created, id_))
     stmt = stmt.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
-    rows = list((await session.execute(stmt)).scalars())
+    if rows_only:
+        stmt = stmt.with_only_columns(*model.__table__.c)
+        rows = list((await (await session.connection()).execute(stmt)).all())
+    else:
+        rows = list((await session.execute(stmt)).scalars())
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

@@ -13,10 +13,23 @@ sends; which proxies are believed is ``CRP_TRUSTED_PROXIES``, decided by the pla
 
 from __future__ import annotations
 
+import sys
+
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _UvicornHttpTools
 
 HTTP_PROTOCOL = "shared.server:HttpToolsProtocol"
 UVICORN_ARGS = ["--http", HTTP_PROTOCOL, "--no-proxy-headers"]
+
+
+def serve_argv(name: str, *, host: str, port: int, workers: int = 1, log_level: str = "warning") -> list[str]:
+    """The command line that serves service ``name``: uvicorn on uvloop with the httptools protocol above, no
+    access log (the service writes its own, ``shared.observability``), and ``workers`` processes sharing the
+    port. ``crp dev`` runs one per service; production sets ``CRP_SERVER_WORKERS`` (``crp serve``)."""
+    argv = [sys.executable, "-m", "uvicorn", "--factory", f"services.{name}.app:create_app", "--host", host,
+            "--port", str(port), "--loop", "uvloop", "--no-access-log", "--log-level", log_level, *UVICORN_ARGS]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+    return argv
 
 
 class HttpToolsProtocol(_UvicornHttpTools):

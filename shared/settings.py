@@ -29,12 +29,19 @@ class CommonSettings(BaseSettings):
     database_url: str | None = None
     database_schema: str | None = None
     migrate_on_start: bool = True
+    # Connections each process keeps open (and how many more it may open under a burst). A request holds one
+    # for its whole life: with fewer than the requests in flight, every extra one opened and closed a
+    # connection (on SQLite a thread and four PRAGMAs, on PostgreSQL a handshake).
+    database_pool_size: int = Field(default=20, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
 
     # Events
     nats_url: str = "nats://127.0.0.1:4222"
     nats_stream: str = "CRP"
     subject_prefix: str = "crp"
     duplicate_window_seconds: float = 600.0
+    # Copies of the stream in a JetStream cluster (3 on the three-node cluster of deploy/k8s); 1 on one server.
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     # Services that consume the stream: the durable consumer's name (default: the service name).
     consumer_durable: str | None = None
     # Attempts at an event on a healthy database before it becomes a dead letter (a database or NATS
@@ -58,6 +65,13 @@ class CommonSettings(BaseSettings):
     pii_retired_keys: dict[str, SecretStr] = {}
 
     cors_origins: list[str] = []
+
+    # Processes serving one service (`crp serve`): on PostgreSQL up to the cores a replica has; SQLite keeps
+    # one (one outbox relay per database there).
+    server_workers: int = Field(default=1, ge=1)
+    # OpenTelemetry: spans are exported over OTLP/HTTP to this endpoint (or the standard
+    # OTEL_EXPORTER_OTLP_ENDPOINT) when set; off by default. Needs the `otel` extra.
+    otel_exporter_otlp_endpoint: str | None = None
 
     # Where each service answers (CRP_UPSTREAMS, JSON): the gateway routes there, and a service that asks
     # another over HTTP (e.g. grants asking beneficiaries) finds it here. Default: the service list's ports.

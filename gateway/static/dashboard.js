@@ -19,7 +19,8 @@ const LABELS = {
 const ORDER = ["female", "male", "0-4", "5-17", "18-59", "60+", "idp", "returnee", "host_community"];
 const SVG = "http://www.w3.org/2000/svg";
 
-const number = (n) => (n === null || n === undefined ? "<5" : Number(n).toLocaleString("en-US"));
+// A suppressed figure (null) is hidden: it may be small, or hidden so that a small one cannot be worked out.
+const number = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"));
 
 async function get(path) {
   const response = await fetch(API + path, { headers: { Accept: "application/json" } });

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from services.beneficiaries.config import BeneficiariesSettings
-from services.beneficiaries.models import Beneficiary, Community, Household
+from services.beneficiaries.imports.models import ImportJob, ImportRow
+from services.beneficiaries.imports.routes import routers as import_routers
+from services.beneficiaries.imports.worker import ImportWorker
+from services.beneficiaries.kobo.models import KOBO_TABLES
+from services.beneficiaries.kobo.routes import routers as kobo_routers
+from services.beneficiaries.kobo.worker import KoboPuller
+from services.beneficiaries.models import Beneficiary, Community, DuplicateReview, Household
 from services.beneficiaries.routes import routers
 from services.beneficiaries.service import erase_expired
 from shared.app import Service
@@ -14,9 +20,11 @@ service = Service(
     title="CRP beneficiaries",
     description="Registration of displaced people, returnees and host communities, with consent, "
                 "duplicate detection and governorate scoping.",
-    routers=routers,
-    tables=(Community, Household, Beneficiary, AuditEntry),
+    # /beneficiaries/imports... and /beneficiaries/kobo-sources... before /beneficiaries/{id}
+    routers=(*import_routers, *kobo_routers, *routers),
+    tables=(Community, Household, Beneficiary, DuplicateReview, AuditEntry, ImportJob, ImportRow, *KOBO_TABLES),
     settings=BeneficiariesSettings,
     housekeeping=erase_expired,
+    workers=(ImportWorker, KoboPuller),
 )
 create_app = service.create_app

@@ -199,6 +199,11 @@ CORE_AGREEMENT = 0.85
 CORE_MISMATCH_CAP = 0.80
 #: The column that stores search_key is this long.
 SEARCH_KEY_MAX_LENGTH = 600
+#: The column that stores blocking_key is this long (each part's code is cut to half of it).
+BLOCKING_KEY_MAX_LENGTH = 80
+#: Candidates are people whose birth year is within this many years of the registration's (0: the same year,
+#: as the district blocks did; widening it flags more pairs, so the planted-variant tests decide).
+BIRTH_YEAR_BAND = 0
 
 # =============================================================================================================
 # Public interface
@@ -251,6 +256,19 @@ def search_key(name: PersonName) -> str:
             break
         key = candidate
     return key
+
+
+def blocking_key(name: PersonName) -> str:
+    """The nationwide block of a person: a script-independent consonant code of the first and father's names.
+
+    Two names that ``compare`` can score as a probable duplicate have the same key (their first and father's
+    names must each be the same after normalisation, a known transliteration, sound alike or share the
+    consonant skeleton, and each of those keeps the code), so the service compares a registration only with
+    the people of its key and birth-year band, indexed, wherever in the country they were registered. The
+    code keeps consonant classes only (``Mohammed Ali`` -> ``mhmd l``), the same for أحمد and Ahmed.
+    """
+    half = BLOCKING_KEY_MAX_LENGTH // 2 - 1
+    return " ".join(_part_code(getattr(name, field))[:half] or "-" for field in ("first_name", "father_name"))
 
 
 def compare(a: PersonName, b: PersonName) -> Match:
@@ -539,6 +557,24 @@ def _arabic_skeleton(word: str) -> str:
     if initial:
         word = word[1:]
     return _collapse([initial or "", *(ARABIC_CONSONANTS.get(c, "") for c in word)])
+
+
+def _word_code(word: str) -> str:
+    """A word's consonant classes in either script: a known name by its canonical Latin form, a w or y sound
+    dropped everywhere (so Latin spellings that sound alike, and Arabic and Latin forms with one skeleton,
+    keep one code)."""
+    if _is_arabic(word):
+        latin = _LATIN_OF_ARABIC.get(word)
+        skeleton = _latin_skeleton(latin) if latin is not None else _arabic_skeleton(word)
+    else:
+        skeleton = _latin_skeleton(word)
+    return skeleton.replace("w", "").replace("y", "")
+
+
+def _part_code(text: str | None) -> str:
+    """The code of a part of the name chain: its words' codes run together (a part is compared word by word,
+    or as one word when the two records split it differently)."""
+    return _collapse(_word_code(word) for word in _words(text))
 
 
 def _collapse(sounds: Iterable[str]) -> str:

@@ -43,8 +43,9 @@ class Household(SQLModel, table=True):
 
 class Beneficiary(Versioned, table=True):
     __tablename__ = "beneficiaries"
-    # Duplicate detection compares a registration with the people of its block (district, birth year).
-    __table_args__ = (Index("ix_beneficiaries_block", "district_pcode", "birth_year"),)
+    # Duplicate detection compares a registration with the people of its block, nationwide: the blocking key
+    # of the name chain and the birth year (matching.blocking_key), wherever they were registered.
+    __table_args__ = (Index("ix_beneficiaries_blocking_key", "blocking_key", "birth_year"),)
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     first_name: str = Field(max_length=100)
@@ -52,6 +53,7 @@ class Beneficiary(Versioned, table=True):
     grandfather_name: str | None = Field(default=None, max_length=100)
     family_name: str | None = Field(default=None, max_length=100)
     search_key: str = Field(max_length=600)
+    blocking_key: str = Field(max_length=80)
     sex: str = Field(max_length=8)
     date_of_birth: date
     birth_year: int
@@ -72,3 +74,29 @@ class Beneficiary(Versioned, table=True):
     erased_on: date | None = None  # personal data erased (on request or by retention): irreversible
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class DuplicateReview(Versioned, table=True):
+    """A probable duplicate pair waiting for (or given) a programme manager's decision.
+
+    ``pair`` is the two ids in sorted order: a pair is listed once, whatever found it and however often.
+    Reasons and score are recomputed from the records when shown, so no name is copied here.
+    """
+
+    __tablename__ = "duplicate_reviews"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    pair: str = Field(max_length=73, unique=True)
+    beneficiary_id: str = Field(max_length=36, index=True)  # the later registration
+    candidate_id: str = Field(max_length=36, index=True)    # the person it may duplicate
+    score: float                                            # when found
+    source: str = Field(max_length=16)                      # registration | update | rescan
+    status: str = Field(default="open", max_length=16, index=True)  # open | distinct | merged
+    decided_by: str | None = Field(default=None, max_length=255)
+    decided_at: datetime | None = None
+    survivor_id: str | None = Field(default=None, max_length=36)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+def review_pair(a: str, b: str) -> str:
+    return "|".join(sorted((a, b)))

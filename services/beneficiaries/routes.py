@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.beneficiaries import gazetteer
 from services.beneficiaries import service as svc
-from services.beneficiaries.models import Beneficiary, Community
+from services.beneficiaries.models import Beneficiary, Community, DuplicateReview
 from services.beneficiaries.schemas import (
     AreaPublic,
     BeneficiaryCreate,
@@ -20,10 +20,14 @@ from services.beneficiaries.schemas import (
     ConsentWithdrawal,
     DisplacementStatus,
     DistrictPublic,
+    DuplicateDecision,
+    DuplicateReviewPublic,
+    DuplicateReviewSummary,
     ErasureRequest,
     HouseholdCreate,
     HouseholdPublic,
     MergeRequest,
+    RescanResult,
 )
 from shared.auth import CurrentPrincipal, require_roles
 from shared.db import SessionDep
@@ -39,11 +43,13 @@ Registrar = require_roles("programme_manager", "case_worker", "partner_system")
 Reader = require_roles("programme_manager", "case_worker", "me_officer", "partner_system")
 Manager = require_roles("programme_manager")
 Eraser = require_roles("programme_manager")  # and admin
+Admin = require_roles()
 
 locations = APIRouter(prefix="/api/v1/locations", tags=["locations"])
 communities = APIRouter(prefix="/api/v1/communities", tags=["communities"])
 households = APIRouter(prefix="/api/v1/households", tags=["households"])
 beneficiaries = APIRouter(prefix="/api/v1/beneficiaries", tags=["beneficiaries"])
+reviews = APIRouter(prefix="/api/v1/duplicate-reviews", tags=["duplicate reviews"])
 
 
 @locations.get("/governorates", response_model=list[AreaPublic])
@@ -111,9 +117,12 @@ async def register_beneficiary(request: Request, body: BeneficiaryCreate, sessio
                                outbox: OutboxDep, principal: Registrar, idem: IdempotencyDep) -> JSONResponse:
     """Register a person with their informed consent.
 
-    A probable duplicate of someone already registered in the same district and birth year is
-    refused with 409 and `candidates` (`id`, `score`, `reasons`); send the same body again with
-    `"confirm_not_duplicate": true` to register anyway. The same `national_id` twice is always 409.
+    A probable duplicate of someone already registered anywhere in the country (same name chain, in any
+    script or spelling, and birth year) is refused with 409 and `candidates` (`id`, `score`, `reasons`)
+    among the records you may see, and `candidates_outside_scope`: how many others are registered outside
+    your governorates (never who). Send the same body again with `"confirm_not_duplicate": true` to register
+    anyway: each such pair then waits in the duplicate review queue for a programme manager. The same
+    `national_id` twice is always 409.
     """
     return await idem.once(
         svc.register(session=session, outbox=outbox, settings=request.app.state.settings, principal=principal,
@@ -133,23 +142,23 @@ async def list_beneficiaries(
     include_merged: bool = False,
     merged_into_id: Annotated[str | None, Query(description="Only the records folded into this one (merged "
                                                 "records are then included).")] = None,
-) -> Page[BeneficiaryPublic]:
+) -> dict[str, Any]:
     """Beneficiaries in your governorates, newest first."""
     stmt = svc.list_beneficiaries_query(principal=principal, community_id=community_id, governorate=governorate,
                                         displacement_status=displacement_status, q=q,
                                         include_merged=include_merged, merged_into_id=merged_into_id)
     rows, next_cursor = await paginate(session, stmt, Beneficiary, limit=limit, cursor=cursor, request=request,
-                                       response=response)
-    return Page(items=[svc.to_public(r) for r in rows], next_cursor=next_cursor)
+                                       response=response, rows_only=True)
+    return {"items": [svc.public_fields(r) for r in rows], "next_cursor": next_cursor}  # rendered by response_model
 
 
 @beneficiaries.get("/{beneficiary_id}", response_model=BeneficiaryPublic)
 async def get_beneficiary(beneficiary_id: str, response: Response, session: SessionDep,
-                          principal: Reader) -> BeneficiaryPublic:
+                          principal: Reader) -> dict[str, Any]:
     """One beneficiary, with its `ETag` (404 when absent or outside your governorates)."""
-    beneficiary = await svc.get_beneficiary(session=session, principal=principal, beneficiary_id=beneficiary_id)
+    beneficiary = await svc.read_beneficiary(session=session, principal=principal, beneficiary_id=beneficiary_id)
     response.headers["ETag"] = make_etag(beneficiary.id, beneficiary.version)
-    return svc.to_public(beneficiary)
+    return svc.public_fields(beneficiary)  # validated and rendered once, by response_model
 
 
 @beneficiaries.patch("/{beneficiary_id}", response_model=BeneficiaryPublic,
@@ -219,4 +228,57 @@ async def erase_beneficiary(request: Request, beneficiary_id: str, body: Erasure
                               headers={"ETag": make_etag(beneficiary.id, beneficiary.version)})
 
 
-routers = (locations, communities, households, beneficiaries)
+@reviews.get("", response_model=Page[DuplicateReviewPublic])
+async def list_duplicate_reviews(
+    request: Request, response: Response, session: SessionDep, principal: Manager, limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+    status: Annotated[Literal["open", "distinct", "merged"] | None,
+                      Query(description="Default `open`: waiting, with both records unmerged.")] = "open",
+) -> Page[DuplicateReviewPublic]:
+    """Probable duplicate pairs, both records side by side with the reasons, newest first. Only pairs whose two
+    records are in your governorates are listed."""
+    stmt = svc.list_reviews_query(principal=principal, status=status)
+    rows, next_cursor = await paginate(session, stmt, DuplicateReview, limit=limit, cursor=cursor, request=request,
+                                       response=response)
+    records = await svc.review_pairs(session=session, reviews=rows)
+    return Page(items=[svc.review_public(r, records) for r in rows], next_cursor=next_cursor)
+
+
+@reviews.get("/summary", response_model=DuplicateReviewSummary)
+async def get_duplicate_review_summary(session: SessionDep, principal: Manager) -> DuplicateReviewSummary:
+    """The queue in figures for your governorates: open, decided (distinct, merged), median age of the open
+    pairs and median time to a decision."""
+    return await svc.review_summary(session=session, principal=principal)
+
+
+@reviews.post("/rescan", response_model=RescanResult)
+async def rescan_duplicates(session: SessionDep, principal: Admin) -> RescanResult:
+    """Re-run duplicate detection over the whole registry with the current rules and queue the probable pairs
+    not listed yet (idempotent; decided pairs stay decided). Also `crp beneficiaries rescan`."""
+    return await svc.rescan_duplicates(session=session)
+
+
+@reviews.get("/{review_id}", response_model=DuplicateReviewPublic)
+async def get_duplicate_review(review_id: str, session: SessionDep, principal: Manager) -> DuplicateReviewPublic:
+    """One pair (404 when absent or when either record is outside your governorates)."""
+    review, records = await svc.get_review(session=session, principal=principal, review_id=review_id)
+    return svc.review_public(review, records)
+
+
+@reviews.post("/{review_id}/decision", response_model=DuplicateReviewPublic,
+              responses={409: {"description": "Already decided, or a record was merged meanwhile"}})
+async def decide_duplicate_review(review_id: str, body: DuplicateDecision, session: SessionDep, outbox: OutboxDep,
+                                  principal: Manager, idem: IdempotencyDep) -> JSONResponse:
+    """Decide a pair once: `distinct` (two people: the pair is never flagged again) or `merge` with
+    `survivor_id` (one person: the other record is folded into it exactly as by
+    `POST /api/v1/beneficiaries/{id}/merge`, with its event). Audited."""
+
+    async def decide() -> DuplicateReviewPublic:
+        review, records = await svc.decide_review(session=session, outbox=outbox, principal=principal,
+                                                  review_id=review_id, data=body)
+        return svc.review_public(review, records)
+
+    return await idem.once(decide(), lambda public: public)
+
+
+routers = (locations, communities, households, beneficiaries, reviews)

@@ -26,6 +26,9 @@ class DistrictPublic(AreaPublic):
 
 
 class CommunityCreate(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "Al-Mosul Old City", "district_pcode": "IQG15Q05"}]})
+
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     district_pcode: str = Field(examples=["IQG15Q05"])
     name_ar: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
@@ -103,6 +106,12 @@ NationalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=
 
 
 class BeneficiaryCreate(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "first_name": "أحمد", "father_name": "علي", "grandfather_name": "حسن", "sex": "male",
+        "date_of_birth": "1988-04-02", "displacement_status": "returnee",
+        "community_id": "5b0e4a57-2b9e-4c1e-8f0a-2d3c4b5a6978", "phone": "+964 770 123 4567",
+        "consent": {"given": True, "obtained_on": "2026-11-01"}}]})
+
     first_name: Name
     father_name: Name
     grandfather_name: Name | None = None
@@ -122,6 +131,9 @@ class BeneficiaryCreate(Strict):
 
 
 class BeneficiaryUpdate(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"displacement_status": "returnee", "phone": "+964 770 123 4567"}]})
+
     first_name: Name | None = None
     father_name: Name | None = None
     grandfather_name: Name | None = None
@@ -203,3 +215,51 @@ class Candidate(BaseModel):
 
 class MergeRequest(Strict):
     duplicate_id: str
+
+
+class DuplicateDecision(Strict):
+    decision: Literal["distinct", "merge"] = Field(description="`distinct`: two people, never flagged again as a "
+                                                               "pair; `merge`: one person, folded into `survivor_id`.")
+    survivor_id: str | None = Field(default=None, description="With `merge`: which of the two records stays.")
+
+    @model_validator(mode="after")
+    def _survivor_with_merge(self) -> DuplicateDecision:
+        if self.decision == "merge" and not self.survivor_id:
+            raise ValueError("survivor_id is required to merge")
+        if self.decision == "distinct" and self.survivor_id:
+            raise ValueError("survivor_id is only for a merge")
+        return self
+
+
+class DuplicateReviewPublic(BaseModel):
+    id: str
+    status: Literal["open", "distinct", "merged"]
+    source: Literal["registration", "update", "rescan"] = Field(
+        description="What found the pair: a registration confirmed despite it, a corrected record, or a rescan.")
+    score: float = Field(description="Under the current rules.")
+    score_when_found: float
+    reasons: list[str]
+    beneficiary: BeneficiaryPublic = Field(description="The later record.")
+    candidate: BeneficiaryPublic = Field(description="The record it may duplicate.")
+    survivor_id: str | None
+    decided_by: str | None
+    decided_at: UtcDatetime | None
+    created_at: UtcDatetime
+    version: int
+
+
+class DuplicateReviewSummary(BaseModel):
+    open: int
+    decided: int
+    distinct: int
+    merged: int
+    closed_by_other_merge: int = Field(description="Open pairs one of whose records was merged with a third.")
+    median_open_age_seconds: float | None
+    median_decision_seconds: float | None = Field(description="From being found to being decided.")
+
+
+class RescanResult(BaseModel):
+    people: int
+    keys_recomputed: int
+    pairs_compared: int
+    reviews_added: int

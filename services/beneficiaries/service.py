@@ -2,32 +2,51 @@
 
 from __future__ import annotations
 
+import statistics
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select
+from prometheus_client import Counter
+from sqlalchemy import Select, bindparam, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.beneficiaries import gazetteer
-from services.beneficiaries.matching import DUPLICATE_THRESHOLD, PersonName, compare, normalize, search_key
-from services.beneficiaries.models import Beneficiary, Community, Household
+from services.beneficiaries.matching import (
+    BIRTH_YEAR_BAND,
+    DUPLICATE_THRESHOLD,
+    Match,
+    PersonName,
+    blocking_key,
+    compare,
+    normalize,
+    search_key,
+)
+from services.beneficiaries.models import Beneficiary, Community, DuplicateReview, Household, new_id, review_pair
 from services.beneficiaries.schemas import (
     BeneficiaryCreate,
     BeneficiaryPublic,
     BeneficiaryUpdate,
     Candidate,
     CommunityCreate,
-    ConsentPublic,
     ConsentWithdrawal,
     Disability,
+    DuplicateDecision,
+    DuplicateReviewPublic,
+    DuplicateReviewSummary,
     ErasureRequest,
     HouseholdCreate,
+    RescanResult,
 )
 from shared.audit import audit
 from shared.auth import Principal
 from shared.concurrency import lock_rows
-from shared.db import advisory_xact_lock, utcnow
+from shared.db import advisory_xact_lock, after_commit, utcnow
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events.beneficiaries import (
     BeneficiaryConsentWithdrawn,
@@ -39,7 +58,7 @@ from shared.events.beneficiaries import (
 )
 from shared.outbox import Outbox
 from shared.pii import check_chain, current_chain, keyed_hash, needs_rewrap, rewrap
-from shared.scope import get_in_scope, select_filtered, select_in_scope
+from shared.scope import get_in_scope, read_in_scope, select_filtered, select_in_scope
 from shared.settings import CommonSettings
 
 
@@ -111,19 +130,26 @@ async def _household_for_write(session: AsyncSession, principal: Principal, hous
 
 
 # -- beneficiaries --------------------------------------------------------------------------------
-def to_public(b: Beneficiary) -> BeneficiaryPublic:
-    return BeneficiaryPublic(
-        id=b.id, first_name=b.first_name, father_name=b.father_name, grandfather_name=b.grandfather_name,
-        family_name=b.family_name, sex=b.sex, date_of_birth=b.date_of_birth,  # type: ignore[arg-type]
-        displacement_status=b.displacement_status,  # type: ignore[arg-type]
-        community_id=b.community_id, household_id=b.household_id, district_pcode=b.district_pcode,
-        governorate_pcode=b.governorate_pcode, phone=b.phone, has_national_id=b.national_id_hash is not None,
-        disability=Disability(**b.disability) if b.disability else None,
-        consent=ConsentPublic(given=b.consent_withdrawn_on is None, obtained_on=b.consent_obtained_on,
-                              withdrawn_on=b.consent_withdrawn_on, withdrawal_reason=b.consent_withdrawal_reason),
-        merged_into_id=b.merged_into_id, erased_on=b.erased_on,
-        version=b.version, created_at=b.created_at, updated_at=b.updated_at,
-    )
+def public_fields(b: Beneficiary | Any) -> dict[str, Any]:
+    """The public view of a record (a model instance, or a read-only row of its table) as plain values, for a
+    route whose ``response_model`` validates and renders it once, in pydantic's core (a page of 50 models built
+    in Python first cost more than the query)."""
+    return {
+        "id": b.id, "first_name": b.first_name, "father_name": b.father_name, "grandfather_name": b.grandfather_name,
+        "family_name": b.family_name, "sex": b.sex, "date_of_birth": b.date_of_birth,
+        "displacement_status": b.displacement_status, "community_id": b.community_id, "household_id": b.household_id,
+        "district_pcode": b.district_pcode, "governorate_pcode": b.governorate_pcode, "phone": b.phone,
+        "has_national_id": b.national_id_hash is not None, "disability": b.disability,
+        "consent": {"given": b.consent_withdrawn_on is None, "obtained_on": b.consent_obtained_on,
+                    "withdrawn_on": b.consent_withdrawn_on, "withdrawal_reason": b.consent_withdrawal_reason},
+        "merged_into_id": b.merged_into_id, "erased_on": b.erased_on, "version": b.version, "created_at": b.created_at,
+        "updated_at": b.updated_at,
+    }
+
+
+def to_public(b: Beneficiary | Any) -> BeneficiaryPublic:
+    """The public view of a record, as a model."""
+    return BeneficiaryPublic.model_validate(public_fields(b))
 
 
 def _person_name(b: Beneficiary | BeneficiaryCreate) -> PersonName:
@@ -143,25 +169,98 @@ def _snapshot(b: Beneficiary) -> dict[str, Any]:
                 governorate_pcode=b.governorate_pcode, has_disability=_has_disability(b.disability))
 
 
-async def _lock_block(session: AsyncSession, district_pcode: str, birth_year: int) -> None:
-    """Serialise registrations in one block, so two clerks can't both miss each other."""
-    await advisory_xact_lock(session, f"beneficiary-block:{district_pcode}:{birth_year}")
+REVIEWS_FOUND = Counter("crp_duplicate_reviews_found_total", "Probable duplicate pairs put in the review queue",
+                        ["source"])
+REVIEWS_DECIDED = Counter("crp_duplicate_reviews_decided_total", "Duplicate reviews decided", ["decision"])
 
 
-async def find_candidates(*, session: AsyncSession, name: PersonName, district_pcode: str, birth_year: int,
-                          exclude_id: str | None = None) -> list[Candidate]:
-    """Probable duplicates: same district and birth year, then scored on the normalised name chain."""
-    stmt = select(Beneficiary).where(Beneficiary.district_pcode == district_pcode,
-                                     Beneficiary.birth_year == birth_year,
-                                     Beneficiary.merged_into_id.is_(None))  # type: ignore[union-attr]
-    if exclude_id:
-        stmt = stmt.where(Beneficiary.id != exclude_id)
-    candidates = []
-    for other in (await session.execute(stmt)).scalars():
-        match = compare(name, _person_name(other))
+async def _lock_block(session: AsyncSession, key: str) -> None:
+    """Serialise registrations of one block (nationwide), so two clerks can't both miss each other."""
+    await advisory_xact_lock(session, f"beneficiary-block:{key}")
+
+
+@dataclass(frozen=True)
+class Found:
+    """A probable duplicate: who, where (for the caller's scope), and why."""
+
+    id: str
+    governorate_pcode: str
+    match: Match
+
+    def candidate(self) -> Candidate:
+        return Candidate(id=self.id, score=round(self.match.score, 3), reasons=self.match.reasons)
+
+
+_BLOCK_COLUMNS = (Beneficiary.id, Beneficiary.first_name, Beneficiary.father_name, Beneficiary.grandfather_name,
+                  Beneficiary.family_name, Beneficiary.governorate_pcode)
+_block_query = (select(*_BLOCK_COLUMNS).where(
+    Beneficiary.blocking_key == bindparam("key"),
+    Beneficiary.birth_year.between(bindparam("year_from"), bindparam("year_to")),  # type: ignore[attr-defined]
+    Beneficiary.merged_into_id.is_(None),  # type: ignore[union-attr]
+    Beneficiary.id != bindparam("exclude_id")))
+
+
+def _row_name(row: Any) -> PersonName:
+    return PersonName(first_name=row.first_name, father_name=row.father_name,
+                      grandfather_name=row.grandfather_name, family_name=row.family_name)
+
+
+async def probable_duplicates(*, session: AsyncSession, name: PersonName, birth_year: int,
+                              exclude_id: str | None = None) -> list[Found]:
+    """Everyone in the country who may be this person, best first, whatever the caller's scope: the people of
+    the name's blocking key and birth-year band (an index lookup), scored on the whole name chain."""
+    rows = await session.execute(_block_query, {
+        "key": blocking_key(name), "year_from": birth_year - BIRTH_YEAR_BAND, "year_to": birth_year + BIRTH_YEAR_BAND,
+        "exclude_id": exclude_id or ""})
+    found = []
+    for row in rows:
+        match = compare(name, _row_name(row))
         if match.score >= DUPLICATE_THRESHOLD:
-            candidates.append(Candidate(id=other.id, score=round(match.score, 3), reasons=match.reasons))
-    return sorted(candidates, key=lambda c: c.score, reverse=True)
+            found.append(Found(id=row.id, governorate_pcode=row.governorate_pcode, match=match))
+    return sorted(found, key=lambda f: f.match.score, reverse=True)
+
+
+async def find_candidates(*, session: AsyncSession, name: PersonName, birth_year: int,
+                          district_pcode: str | None = None, exclude_id: str | None = None) -> list[Candidate]:
+    """Probable duplicates nationwide (``district_pcode`` is accepted and ignored: place never blocks, people
+    move). Not scoped: a caller shows a scoped user only those it may see (``duplicate_conflict``)."""
+    return [f.candidate() for f in await probable_duplicates(session=session, name=name, birth_year=birth_year,
+                                                             exclude_id=exclude_id)]
+
+
+def duplicate_conflict(principal: Principal, found: Sequence[Found]) -> Conflict:
+    """The 409 for probable duplicates: the candidates the caller may see, and only a count of the others (no id,
+    score or name of a record outside their governorates)."""
+    visible = [f.candidate().model_dump() for f in found if principal.sees(f.governorate_pcode)]
+    hidden = len(found) - len(visible)
+    detail = ("This person may already be registered. Check the candidates, or send the request again with "
+              '"confirm_not_duplicate": true.')
+    if hidden:
+        detail += (f" {hidden} probable duplicate(s) registered outside your governorates are not shown; if you "
+                   "confirm, a programme manager reviews the pair.")
+    return Conflict(detail, slug="probable-duplicate", candidates=visible, candidates_outside_scope=hidden)
+
+
+def _review_row(beneficiary_id: str, found: Found, source: str) -> dict[str, Any]:
+    return dict(id=new_id(), pair=review_pair(beneficiary_id, found.id), beneficiary_id=beneficiary_id,
+                candidate_id=found.id, score=round(found.match.score, 4), source=source, status="open", version=1,
+                created_at=utcnow())
+
+
+async def _queue_reviews(session: AsyncSession, rows: Sequence[dict[str, Any]], source: str) -> int:
+    """Add pairs to the review queue; a pair already listed (open or decided) is left as it is. Returns how many
+    were added."""
+    if not rows:
+        return 0
+    table: Any = DuplicateReview.__table__  # type: ignore[attr-defined]
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    added = 0
+    for row in rows:  # one statement each: its rowcount says whether the pair was new
+        result = await session.execute(insert(table).values(**row).on_conflict_do_nothing(index_elements=["pair"]))
+        added += max(result.rowcount, 0)
+    if added:
+        after_commit(session, lambda: REVIEWS_FOUND.labels(source).inc(added))
+    return added
 
 
 async def _national_id_owner(session: AsyncSession, settings: CommonSettings, national_id: str) -> Beneficiary | None:
@@ -183,29 +282,27 @@ def _national_id_conflict() -> Conflict:
 
 async def register(*, session: AsyncSession, outbox: Outbox, settings: CommonSettings, principal: Principal,
                    data: BeneficiaryCreate) -> Beneficiary:
-    """Register a person, refusing probable duplicates unless the caller confirms they are not one."""
+    """Register a person, refusing probable duplicates (anywhere in the country) unless the caller confirms they
+    are not one; a confirmed registration puts each pair in the review queue."""
     community = await _community_for_write(session, principal, data.community_id)
     if data.household_id:
         await _household_for_write(session, principal, data.household_id, community.id)
     birth_year = data.date_of_birth.year
-    await _lock_block(session, community.district_pcode, birth_year)
+    name = _person_name(data)
+    key = blocking_key(name)
+    await _lock_block(session, key)
 
     if data.national_id and await _national_id_owner(session, settings, data.national_id) is not None:
         raise _national_id_conflict()
-    if not data.confirm_not_duplicate:
-        candidates = await find_candidates(session=session, name=_person_name(data),
-                                           district_pcode=community.district_pcode, birth_year=birth_year)
-        # Candidates share the district, hence the governorate: the caller may see them.
-        if candidates:
-            raise Conflict("This person may already be registered. Check the candidates, or send the "
-                           'request again with "confirm_not_duplicate": true.', slug="probable-duplicate",
-                           candidates=[c.model_dump() for c in candidates])
+    found = await probable_duplicates(session=session, name=name, birth_year=birth_year)
+    if found and not data.confirm_not_duplicate:
+        raise duplicate_conflict(principal, found)
 
     now = utcnow()
     beneficiary = Beneficiary(
         **data.model_dump(include={"first_name", "father_name", "grandfather_name", "family_name", "sex",
                                    "date_of_birth", "displacement_status", "household_id", "phone"}),
-        search_key=search_key(_person_name(data)), birth_year=birth_year, community_id=community.id,
+        search_key=search_key(name), blocking_key=key, birth_year=birth_year, community_id=community.id,
         district_pcode=community.district_pcode, governorate_pcode=community.governorate_pcode,
         national_id_hash=keyed_hash(settings, data.national_id) if data.national_id else None,
         national_id_key=current_chain(settings) if data.national_id else None,
@@ -218,12 +315,18 @@ async def register(*, session: AsyncSession, outbox: Outbox, settings: CommonSet
     outbox.emit(session, BeneficiaryRegistered(**_snapshot(beneficiary), registered_at=now),
                 subject_id=beneficiary.id)
     await session.flush()
+    await _queue_reviews(session, [_review_row(beneficiary.id, f, "registration") for f in found], "registration")
     return beneficiary
 
 
 async def get_beneficiary(*, session: AsyncSession, principal: Principal, beneficiary_id: str) -> Beneficiary:
     """A beneficiary in the caller's scope, else NotFound (out of scope looks like absent)."""
     return await get_in_scope(session, Beneficiary, beneficiary_id, principal, label="beneficiary")
+
+
+async def read_beneficiary(*, session: AsyncSession, principal: Principal, beneficiary_id: str) -> Any:
+    """``get_beneficiary`` for a request that only shows it: a read-only row (``to_public`` renders it)."""
+    return await read_in_scope(session, Beneficiary, beneficiary_id, principal, label="beneficiary")
 
 
 def list_beneficiaries_query(*, principal: Principal, community_id: str | None, governorate: str | None,
@@ -246,6 +349,7 @@ def list_beneficiaries_query(*, principal: Principal, community_id: str | None, 
     return stmt
 
 
+_MATCHED_FIELDS = frozenset({"first_name", "father_name", "grandfather_name", "family_name", "date_of_birth"})
 _PLAIN_FIELDS = ("first_name", "father_name", "grandfather_name", "family_name", "sex", "date_of_birth",
                  "displacement_status", "phone")
 
@@ -295,7 +399,9 @@ async def update(*, session: AsyncSession, outbox: Outbox, settings: CommonSetti
     if not changed:
         return beneficiary
     beneficiary.birth_year = beneficiary.date_of_birth.year
-    beneficiary.search_key = search_key(_person_name(beneficiary))
+    name = _person_name(beneficiary)
+    beneficiary.search_key = search_key(name)
+    beneficiary.blocking_key = blocking_key(name)
     beneficiary.updated_at = utcnow()
     session.add(beneficiary)
     await session.flush()  # the version-checked UPDATE: a concurrent change loses here (StaleDataError)
@@ -304,6 +410,11 @@ async def update(*, session: AsyncSession, outbox: Outbox, settings: CommonSetti
     outbox.emit(session, BeneficiaryUpdated(**_snapshot(beneficiary), changed_fields=sorted(changed)),
                 subject_id=beneficiary.id)
     await session.flush()
+    if changed & _MATCHED_FIELDS:  # a corrected name or birth date may reveal a duplicate: queue it for review
+        await _lock_block(session, beneficiary.blocking_key)
+        found = await probable_duplicates(session=session, name=name, birth_year=beneficiary.birth_year,
+                                          exclude_id=beneficiary.id)
+        await _queue_reviews(session, [_review_row(beneficiary.id, f, "update") for f in found], "update")
     return beneficiary
 
 
@@ -416,7 +527,7 @@ def _erase(*, session: AsyncSession, outbox: Outbox, principal: Principal, benef
     """Clear every personal field in place (no copy is kept anywhere: irreversible). What the anonymous counts
     need stays: sex, birth year (the birth date becomes 1 January of it), displacement status, place,
     disability flags, consent dates, merges."""
-    beneficiary.first_name = beneficiary.father_name = beneficiary.search_key = ""
+    beneficiary.first_name = beneficiary.father_name = beneficiary.search_key = beneficiary.blocking_key = ""
     beneficiary.grandfather_name = beneficiary.family_name = beneficiary.phone = None
     beneficiary.national_id_hash = beneficiary.national_id_key = beneficiary.consent_withdrawal_reason = None
     beneficiary.date_of_birth = date(beneficiary.birth_year, 1, 1)
@@ -471,3 +582,176 @@ async def erase_expired(session: AsyncSession, settings: CommonSettings) -> int:
         outbox.emit(session, BeneficiaryErased(beneficiary_id=beneficiary.id, revision=beneficiary.version,
                                                reason="retention"), subject_id=beneficiary.id)
     return len(rows)
+# -- the duplicate review queue ---------------------------------------------------------------------
+_Left = aliased(Beneficiary, name="left_record")
+_Right = aliased(Beneficiary, name="right_record")
+
+
+def _reviews_in_scope(stmt: Any, principal: Principal, status: str | None) -> Any:
+    """``stmt`` over reviews joined to both records: only pairs whose two records the caller may see (a review
+    names both people), and ``status`` ("open" means still open with both records unmerged)."""
+    stmt = (stmt.join(_Left, _Left.id == DuplicateReview.beneficiary_id)
+            .join(_Right, _Right.id == DuplicateReview.candidate_id))
+    scope = principal.scope_filter()
+    if scope is not None:
+        stmt = stmt.where(_Left.governorate_pcode.in_(scope), _Right.governorate_pcode.in_(scope))
+    if status == "open":
+        stmt = stmt.where(DuplicateReview.status == "open", _Left.merged_into_id.is_(None),  # type: ignore[union-attr]
+                          _Right.merged_into_id.is_(None))  # type: ignore[union-attr]
+    elif status:
+        stmt = stmt.where(DuplicateReview.status == status)
+    return stmt
+
+
+def list_reviews_query(*, principal: Principal, status: str | None) -> Select[Any]:
+    return _reviews_in_scope(select(DuplicateReview), principal, status)
+
+
+async def review_pairs(*, session: AsyncSession, reviews: Sequence[DuplicateReview]) -> dict[str, Beneficiary]:
+    """The records of these reviews, by id, in one query."""
+    ids = {r.beneficiary_id for r in reviews} | {r.candidate_id for r in reviews}
+    if not ids:
+        return {}
+    rows = await session.execute(select(Beneficiary).where(Beneficiary.id.in_(ids)))  # type: ignore[attr-defined]
+    return {b.id: b for b in rows.scalars()}
+
+
+def review_public(review: DuplicateReview, records: dict[str, Beneficiary]) -> DuplicateReviewPublic:
+    """Both records side by side, with the score and reasons under the current rules."""
+    left, right = records[review.beneficiary_id], records[review.candidate_id]
+    match = compare(_person_name(left), _person_name(right))
+    return DuplicateReviewPublic(
+        id=review.id, status=review.status, source=review.source, score=match.score, score_when_found=review.score,
+        reasons=match.reasons + _place_and_birth(left, right), beneficiary=to_public(left),
+        candidate=to_public(right), survivor_id=review.survivor_id, decided_by=review.decided_by,
+        decided_at=review.decided_at, created_at=review.created_at, version=review.version)
+
+
+def _place_and_birth(a: Beneficiary, b: Beneficiary) -> list[str]:
+    """Facts beside the name chain that a reviewer weighs (place never blocks: people move)."""
+    born = ("date of birth: identical" if a.date_of_birth == b.date_of_birth
+            else f"birth year: {'same' if a.birth_year == b.birth_year else 'different'} "
+                 f"({a.date_of_birth.isoformat()} ~ {b.date_of_birth.isoformat()})")
+    if a.district_pcode == b.district_pcode:
+        place = "registered in the same district"
+    elif a.governorate_pcode == b.governorate_pcode:
+        place = "registered in another district of the same governorate"
+    else:
+        place = "registered in another governorate"
+    return [born, place, f"sex: {'same' if a.sex == b.sex else 'different'}"]
+
+
+async def get_review(*, session: AsyncSession, principal: Principal,
+                     review_id: str) -> tuple[DuplicateReview, dict[str, Beneficiary]]:
+    """A review whose two records the caller may see, else NotFound."""
+    review = (await session.execute(_reviews_in_scope(select(DuplicateReview), principal, None)
+                                    .where(DuplicateReview.id == review_id))).scalars().first()
+    if review is None:
+        raise NotFound(f"No duplicate review {review_id}")
+    return review, await review_pairs(session=session, reviews=[review])
+
+
+async def decide_review(*, session: AsyncSession, outbox: Outbox, principal: Principal, review_id: str,
+                        data: DuplicateDecision) -> tuple[DuplicateReview, dict[str, Beneficiary]]:
+    """Decide an open review once: the two records are distinct people (the pair is never flagged again) or one
+    person (merged by ``merge``, with its rules and event). Audited and counted."""
+    await lock_rows(session, DuplicateReview, [review_id])  # two reviewers deciding at once: the second waits
+    review, records = await get_review(session=session, principal=principal, review_id=review_id)
+    if review.status != "open":
+        raise Conflict(f"This review was already decided ({review.status}) by {review.decided_by}",
+                       slug="review-decided")
+    pair = {review.beneficiary_id, review.candidate_id}
+    if data.decision == "merge":
+        if data.survivor_id not in pair:
+            msg = "survivor_id must be one of the two records of the review"
+            raise Unprocessable(msg, errors=[{"loc": ["body", "survivor_id"], "msg": msg}])
+        duplicate_id = (pair - {data.survivor_id}).pop()
+        survivor = await merge(session=session, outbox=outbox, principal=principal, survivor_id=data.survivor_id,
+                               duplicate_id=duplicate_id)
+        records = {**records, survivor.id: survivor}
+        review.status, review.survivor_id = "merged", survivor.id
+    else:
+        if any(records[id_].merged_into_id for id_ in pair):
+            raise Conflict("One of the two records was merged meanwhile; this review is closed",
+                           slug="review-decided")
+        review.status = "distinct"
+    review.decided_by, review.decided_at = principal.sub, utcnow()
+    session.add(review)
+    await session.flush()  # version-checked: a decision raced twice happens once
+    audit(session, principal=principal, entity="duplicate_review", entity_id=review.id,
+          action=f"decided_{review.status}",
+          fields={"status", "survivor_id"} if data.decision == "merge" else {"status"})
+    decision = review.status
+    after_commit(session, lambda: REVIEWS_DECIDED.labels(decision).inc())
+    await session.flush()
+    return review, records
+
+
+async def review_summary(*, session: AsyncSession, principal: Principal) -> DuplicateReviewSummary:
+    """How the queue stands for the caller's governorates: open, decided, and how long pairs wait."""
+    stmt = _reviews_in_scope(select(DuplicateReview.status, DuplicateReview.created_at, DuplicateReview.decided_at,
+                                    _Left.merged_into_id, _Right.merged_into_id), principal, None)
+    now = utcnow()
+    open_ages: list[float] = []
+    decision_times: list[float] = []
+    decided: dict[str, int] = defaultdict(int)
+    closed_by_merge = 0
+    for status, created_at, decided_at, left_merged, right_merged in (await session.execute(stmt)).all():
+        if status == "open" and (left_merged or right_merged):
+            closed_by_merge += 1
+        elif status == "open":
+            open_ages.append((now - created_at).total_seconds())
+        else:
+            decided[status] += 1
+            decision_times.append((decided_at - created_at).total_seconds())
+    return DuplicateReviewSummary(
+        open=len(open_ages), decided=sum(decided.values()), distinct=decided["distinct"], merged=decided["merged"],
+        closed_by_other_merge=closed_by_merge,
+        median_open_age_seconds=round(statistics.median(open_ages), 1) if open_ages else None,
+        median_decision_seconds=round(statistics.median(decision_times), 1) if decision_times else None)
+
+
+async def rescan_duplicates(*, session: AsyncSession, batch_size: int = 2000) -> RescanResult:
+    """Re-run duplicate detection over the whole registry with the current rules and queue every probable pair
+    not listed yet. Idempotent: a second run finds the same pairs and adds none; pairs decided stay decided.
+
+    Blocking keys are first recomputed (the rules may have changed since a record was written).
+    """
+    await advisory_xact_lock(session, "beneficiaries-duplicate-rescan")
+    table: Any = Beneficiary.__table__  # type: ignore[attr-defined]
+    rows = (await session.execute(select(
+        table.c.id, table.c.first_name, table.c.father_name, table.c.grandfather_name, table.c.family_name,
+        table.c.birth_year, table.c.blocking_key, table.c.merged_into_id, table.c.governorate_pcode,
+        table.c.created_at))).all()
+    stale = []
+    blocks: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        key = blocking_key(_row_name(row))
+        if key != row.blocking_key:
+            stale.append({"pid": row.id, "key": key})
+        if row.merged_into_id is None:
+            blocks[key].append(row)
+    for start in range(0, len(stale), batch_size):
+        # A derived column: no version bump, the record itself does not change.
+        await session.execute(table.update().where(table.c.id == bindparam("pid"))
+                              .values(blocking_key=bindparam("key")), stale[start:start + batch_size])
+    listed = set((await session.execute(select(DuplicateReview.pair))).scalars())
+    compared = 0
+    new: list[dict[str, Any]] = []
+    for people in blocks.values():
+        people.sort(key=lambda r: (r.birth_year, r.created_at, r.id))
+        for i, earlier in enumerate(people):
+            for later in people[i + 1:]:
+                if later.birth_year - earlier.birth_year > BIRTH_YEAR_BAND:
+                    break
+                if review_pair(earlier.id, later.id) in listed:
+                    continue
+                compared += 1
+                match = compare(_row_name(later), _row_name(earlier))
+                if match.score >= DUPLICATE_THRESHOLD:
+                    later_first = (later.created_at, later.id) >= (earlier.created_at, earlier.id)
+                    newer, older = (later, earlier) if later_first else (earlier, later)
+                    new.append(_review_row(newer.id, Found(id=older.id, governorate_pcode=older.governorate_pcode,
+                                                           match=match), "rescan"))
+    added = await _queue_reviews(session, new, "rescan")
+    return RescanResult(people=len(rows), keys_recomputed=len(stale), pairs_compared=compared, reviews_added=added)

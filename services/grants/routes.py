@@ -71,8 +71,8 @@ def _etag(grant: Grant | GrantCall) -> dict[str, str]:
 
 
 @calls.post("", status_code=201, response_model=GrantCallPublic)
-async def create_call(request: Request, body: GrantCallCreate, session: SessionDep, principal: Manager,
-                      idem: IdempotencyDep) -> JSONResponse:
+async def create_grant_call(request: Request, body: GrantCallCreate, session: SessionDep, principal: Manager,
+                            idem: IdempotencyDep) -> JSONResponse:
     """Open a round of grants: budget, dates, eligibility, weighted scoring criteria, tranches."""
     return await idem.once(svc.create_call(session=session, principal=principal, data=body),
                            GrantCallPublic.model_validate, status_code=201,
@@ -81,10 +81,10 @@ async def create_call(request: Request, body: GrantCallCreate, session: SessionD
 
 
 @calls.get("", response_model=Page[GrantCallPublic])
-async def list_calls(request: Request, response: Response, session: SessionDep, principal: Reader,
-                     limit: LimitQuery = 50, cursor: CursorQuery = None, sector: str | None = None,
-                     open_on: Annotated[date | None, Query(description="Calls open on this date.")] = None,
-                     ) -> Page[GrantCallPublic]:
+async def list_grant_calls(request: Request, response: Response, session: SessionDep, principal: Reader,
+                           limit: LimitQuery = 50, cursor: CursorQuery = None, sector: str | None = None,
+                           open_on: Annotated[date | None, Query(description="Calls open on this date.")] = None,
+                           ) -> Page[GrantCallPublic]:
     """Grant calls, newest first."""
     rows, next_cursor = await paginate(session, svc.list_calls_query(sector=sector, open_on=open_on), GrantCall,
                                        limit=limit, cursor=cursor, request=request, response=response)
@@ -92,7 +92,7 @@ async def list_calls(request: Request, response: Response, session: SessionDep, 
 
 
 @calls.get("/{call_id}", response_model=GrantCallPublic)
-async def get_call(call_id: str, response: Response, session: SessionDep, principal: Reader) -> GrantCallPublic:
+async def get_grant_call(call_id: str, response: Response, session: SessionDep, principal: Reader) -> GrantCallPublic:
     """One grant call (with the budget committed so far)."""
     call = await svc.get_call(session=session, call_id=call_id)
     response.headers.update(_etag(call))
@@ -100,8 +100,8 @@ async def get_call(call_id: str, response: Response, session: SessionDep, princi
 
 
 @calls.get("/{call_id}/shortlist", response_model=list[ShortlistItem])
-async def get_shortlist(call_id: str, session: SessionDep, principal: Reader,
-                        limit: LimitQuery = 50) -> list[ShortlistItem]:
+async def get_call_shortlist(call_id: str, session: SessionDep, principal: Reader,
+                             limit: LimitQuery = 50) -> list[ShortlistItem]:
     """The call's submitted applications in your governorates, ranked by mean score (then disability
     priority when the call gives it, then the earliest)."""
     return await svc.shortlist(session=session, principal=principal, call_id=call_id, limit=limit)
@@ -118,8 +118,9 @@ async def erase_person(body: PersonErasure, session: SessionDep, principal: Mana
 
 @grants.post("", status_code=201, response_model=GrantPublic,
              responses={409: {"description": "Consent withdrawn, call not open, or already applied"}, **PEER})
-async def submit(request: Request, body: GrantCreate, session: SessionDep, outbox: OutboxDep, principal: Applicant,
-                 peers: BeneficiariesDep, idem: IdempotencyDep) -> JSONResponse:
+async def submit_grant_application(request: Request, body: GrantCreate, session: SessionDep, outbox: OutboxDep,
+                                   principal: Applicant, peers: BeneficiariesDep,
+                                   idem: IdempotencyDep) -> JSONResponse:
     """Apply for a grant for a registered person.
 
     The person is looked up at the beneficiaries service with your token: unknown or outside your
@@ -156,8 +157,8 @@ async def get_grant(grant_id: str, response: Response, session: SessionDep, prin
 
 
 @grants.post("/{grant_id}/scores", status_code=201, response_model=ScorePublic, responses=TRANSITION)
-async def score(grant_id: str, body: ScoreCreate, session: SessionDep, principal: Scorer,
-                idem: IdempotencyDep) -> JSONResponse:
+async def score_grant(grant_id: str, body: ScoreCreate, session: SessionDep, principal: Scorer,
+                      idem: IdempotencyDep) -> JSONResponse:
     """Your marks for a submitted application against its call's criteria (again: replaces yours)."""
     return await idem.once(svc.score(session=session, principal=principal, grant_id=grant_id, data=body),
                            ScorePublic.model_validate, status_code=201)
@@ -166,32 +167,32 @@ async def score(grant_id: str, body: ScoreCreate, session: SessionDep, principal
 @grants.post("/{grant_id}/approval", response_model=GrantPublic,
              responses={409: {"description": "Not submitted, over the call's remaining budget, or changed "
                                              "concurrently"}})
-async def approve(grant_id: str, body: Approval, session: SessionDep, outbox: OutboxDep, principal: Manager,
-                  idem: IdempotencyDep) -> JSONResponse:
+async def approve_grant(grant_id: str, body: Approval, session: SessionDep, outbox: OutboxDep, principal: Manager,
+                        idem: IdempotencyDep) -> JSONResponse:
     """Approve a submitted application (`status: approved`), within the call's remaining budget."""
     return await idem.once(svc.approve(session=session, outbox=outbox, principal=principal, grant_id=grant_id,
                                        data=body), GrantPublic.model_validate, headers=_etag)
 
 
 @grants.post("/{grant_id}/rejection", response_model=GrantPublic, responses=TRANSITION)
-async def reject(grant_id: str, body: Rejection, session: SessionDep, outbox: OutboxDep, principal: Manager,
-                 idem: IdempotencyDep) -> JSONResponse:
+async def reject_grant(grant_id: str, body: Rejection, session: SessionDep, outbox: OutboxDep, principal: Manager,
+                       idem: IdempotencyDep) -> JSONResponse:
     """Reject a submitted application with a reason (kept on the grant, never in events)."""
     return await idem.once(svc.reject(session=session, outbox=outbox, principal=principal, grant_id=grant_id,
                                       data=body), GrantPublic.model_validate, headers=_etag)
 
 
 @grants.post("/{grant_id}/cancellation", response_model=GrantPublic, responses=TRANSITION)
-async def cancel(grant_id: str, body: Cancellation, session: SessionDep, outbox: OutboxDep, principal: Manager,
-                 idem: IdempotencyDep) -> JSONResponse:
+async def cancel_grant(grant_id: str, body: Cancellation, session: SessionDep, outbox: OutboxDep, principal: Manager,
+                       idem: IdempotencyDep) -> JSONResponse:
     """The programme cancels a submitted or approved grant (the approved amount returns to the call)."""
     return await idem.once(svc.end(session=session, outbox=outbox, principal=principal, grant_id=grant_id,
                                    data=body, by="programme"), GrantPublic.model_validate, headers=_etag)
 
 
 @grants.post("/{grant_id}/withdrawal", response_model=GrantPublic, responses=TRANSITION)
-async def withdraw(grant_id: str, body: Cancellation, session: SessionDep, outbox: OutboxDep, principal: Applicant,
-                   idem: IdempotencyDep) -> JSONResponse:
+async def withdraw_grant_application(grant_id: str, body: Cancellation, session: SessionDep, outbox: OutboxDep,
+                                     principal: Applicant, idem: IdempotencyDep) -> JSONResponse:
     """The applicant withdraws a submitted or approved grant (the approved amount returns to the call)."""
     return await idem.once(svc.end(session=session, outbox=outbox, principal=principal, grant_id=grant_id,
                                    data=body, by="applicant"), GrantPublic.model_validate, headers=_etag)
@@ -200,8 +201,8 @@ async def withdraw(grant_id: str, body: Cancellation, session: SessionDep, outbo
 @grants.post("/{grant_id}/disbursements", status_code=201, response_model=DisbursementPublic,
              responses={409: {"description": "Over the approved amount, monitoring visit needed, status, consent "
                                              "withdrawn, or changed concurrently"}, **PEER})
-async def disburse(grant_id: str, body: DisbursementCreate, session: SessionDep, outbox: OutboxDep,
-                   principal: Manager, peers: BeneficiariesDep, idem: IdempotencyDep) -> JSONResponse:
+async def disburse_grant(grant_id: str, body: DisbursementCreate, session: SessionDep, outbox: OutboxDep,
+                         principal: Manager, peers: BeneficiariesDep, idem: IdempotencyDep) -> JSONResponse:
     """Pay a tranche (`status` becomes `disbursing`, then `fully_disbursed` at the approved amount).
 
     More than the approved amount in total is 409; when the call requires it, a tranche after the first
@@ -222,8 +223,8 @@ async def list_disbursements(grant_id: str, session: SessionDep, principal: Read
 
 @grants.post("/{grant_id}/disbursements/{disbursement_id}/reversal", response_model=DisbursementPublic,
              responses=TRANSITION)
-async def reverse(grant_id: str, disbursement_id: str, body: Reversal, session: SessionDep, outbox: OutboxDep,
-                  principal: Manager, idem: IdempotencyDep) -> JSONResponse:
+async def reverse_disbursement(grant_id: str, disbursement_id: str, body: Reversal, session: SessionDep,
+                               outbox: OutboxDep, principal: Manager, idem: IdempotencyDep) -> JSONResponse:
     """Reverse a disbursement with a reason; the grant's totals, its status and the indicators follow."""
     return await idem.once(svc.reverse(session=session, outbox=outbox, principal=principal, grant_id=grant_id,
                                        disbursement_id=disbursement_id, data=body), DisbursementPublic.model_validate)
@@ -246,15 +247,15 @@ async def list_support_sessions(grant_id: str, session: SessionDep, principal: R
 
 @grants.post("/{grant_id}/monitoring-visits", status_code=201, response_model=MonitoringVisitPublic,
              responses=TRANSITION)
-async def record_visit(grant_id: str, body: MonitoringVisitCreate, session: SessionDep, outbox: OutboxDep,
-                       principal: Monitor, idem: IdempotencyDep) -> JSONResponse:
+async def record_monitoring_visit(grant_id: str, body: MonitoringVisitCreate, session: SessionDep, outbox: OutboxDep,
+                                  principal: Monitor, idem: IdempotencyDep) -> JSONResponse:
     """Record a monitoring visit to an approved grant's business (GPS point and notes stay here)."""
     return await idem.once(svc.record_visit(session=session, outbox=outbox, principal=principal, grant_id=grant_id,
                                             data=body), MonitoringVisitPublic.model_validate, status_code=201)
 
 
 @grants.get("/{grant_id}/monitoring-visits", response_model=list[MonitoringVisitPublic])
-async def list_visits(grant_id: str, session: SessionDep, principal: Reader) -> list[MonitoringVisitPublic]:
+async def list_monitoring_visits(grant_id: str, session: SessionDep, principal: Reader) -> list[MonitoringVisitPublic]:
     rows = await svc.list_visits(session=session, principal=principal, grant_id=grant_id)
     return [MonitoringVisitPublic.model_validate(r) for r in rows]
 

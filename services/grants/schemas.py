@@ -85,6 +85,11 @@ class GrantCallPublic(BaseModel):
 
 
 class GrantCreate(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "beneficiary_id": "5b0e4a57-2b9e-4c1e-8f0a-2d3c4b5a6978", "business_name": "Tel Kaif Tailoring",
+        "sector": "tailoring", "amount_requested": 1200, "currency": "USD",
+        "call_id": "0c3b2a19-7d6e-4f5a-8b9c-0d1e2f3a4b5c"}]})
+
     beneficiary_id: str
     business_name: Text200 = Field(description="Kept on the grant only: never in events or logs.")
     sector: Text200
@@ -156,6 +161,8 @@ class ShortlistItem(BaseModel):
 
 
 class DisbursementCreate(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"amount": 600, "disbursed_on": "2026-11-20"}]})
+
     amount: Amount
     disbursed_on: PastDate
 

@@ -1,5 +1,7 @@
 from datetime import date
 
+from pydantic import Field
+
 from shared.settings import CommonSettings
 
 
@@ -17,3 +19,14 @@ class IndicatorsSettings(CommonSettings):
     iati_reporting_org_name: str = "International Organization for Migration (IOM)"
     iati_reporting_org_type: str = "40"
     programme_start: date = date(2026, 1, 1)
+    # Public outputs: cells under this many people are suppressed (with complementary cells).
+    public_suppression_threshold: int = Field(default=5, ge=2)
+
+    # Outbound webhooks: per-attempt timeout; attempts before a delivery is `failed` (a re-delivery by hand
+    # starts again); the retry backoff (base * 2^(attempt-1), capped); failed attempts in a row after which
+    # a subscription is disabled until an admin re-enables it.
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_attempts: int = 10
+    webhook_retry_base_seconds: float = 5.0
+    webhook_retry_max_seconds: float = 3600.0
+    webhook_disable_after_failures: int = 20

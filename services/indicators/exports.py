@@ -5,8 +5,8 @@ never shows a figure the API would not.
 
 The table has one row per governorate and indicator. People indicators carry their disaggregation by sex and
 age group and by displacement status (HXL ``#reached+f+adults``, ``#reached+idps`` ...); the others carry only
-their value. The public variant suppresses small cells (1 to 4 people) and, where a partition of a row would
-then reveal a suppressed cell by subtraction from the row's value, the next smallest cell of that partition too.
+their value. There is no public variant: a governorate-by-sex-and-age table beside the public one-dimension
+tables could undo their complementary suppression.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,8 +54,8 @@ INDICATORS: tuple[Indicator, ...] = (
 
 # Disaggregation columns: (key, header, HXL tag). Sex x age group, then displacement status.
 SEXES = (("female", "Female", "f"), ("male", "Male", "m"))
-AGES = (("0-4", "0-4", "infants"), ("5-17", "5-17", "children"), ("18-59", "18-59", "adults"),
-        ("60+", "60+", "elderly"))
+AGES = (("0-4", "0-4", "infants"), ("5-11", "5-11", "children"), ("12-17", "12-17", "adolescents"),
+        ("18-59", "18-59", "adults"), ("60+", "60+", "elderly"))
 STATUSES = (("idp", "IDPs", "idps"), ("returnee", "Returnees", "returnees"),
             ("host_community", "Host community", "hosts"))
 SEX_AGE = tuple((f"{s}:{a}", f"{sh} {ah}", f"#reached+{st}+{at}") for s, sh, st in SEXES for a, ah, at in AGES)
@@ -73,7 +73,6 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("as_of", "As of", "#date+reported"),
 )
 
-SUPPRESS_BELOW = 5  # the public breakdown's rule: 1 to 4 people is a small cell
 CROSSTAB = ["governorate", "sex", "age_group", "displacement_status"]
 
 
@@ -107,30 +106,6 @@ async def table(*, session: AsyncSession, governorates: frozenset[str] | None) -
                     row[key] = found.get(key, 0) if indicator.people else None
             rows.append(row)
     return rows
-
-
-def suppress(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The public variant: small counts of people (1..4) become None, and so does a second cell of any
-    partition in which exactly one cell was suppressed (else it could be recovered from the row's value).
-    A row whose people value itself is small loses every count."""
-    out = []
-    for source in rows:
-        row = dict(source)
-        people = any(row.get(key) is not None for partition in PARTITIONS for key in partition)
-        if people and 0 < row["value"] < SUPPRESS_BELOW:
-            row["value"] = None
-            for partition in PARTITIONS:
-                row.update(dict.fromkeys(partition))
-        elif people:
-            for partition in PARTITIONS:
-                small = [k for k in partition if 0 < row[k] < SUPPRESS_BELOW]
-                if len(small) == 1:
-                    rest = sorted((k for k in partition if k not in small), key=lambda k: (row[k] == 0, row[k]))
-                    small.append(rest[0])  # the smallest non-zero cell, else a zero: both unknown now
-                for key in small:
-                    row[key] = None
-        out.append(row)
-    return out
 
 
 def to_csv(rows: Sequence[dict[str, Any]], *, hxl: bool) -> str:

@@ -3,16 +3,16 @@
 Any arrival order gives the same state: an application's decisions are ordered by ``revision``; a
 disbursement and its reversal both carry every fact, and a reversal seen first leaves a tombstone
 (``GrantDisbursement.reversed``) so the disbursement, arriving later, counts nothing. A non-reversed
-disbursement is direct assistance (an ``Assistance`` row ``disbursement:<id>`` for the person; the summary
-applies merges).
+disbursement is direct assistance under the local economies pillar, placed where the event says (the reach
+ledger's ``disbursement:<id>``, ``services.indicators.reach``; merges applied there).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import delete
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.indicators.models import Assistance, GrantApplication, GrantDisbursement, GrantMonitoring
+from services.indicators.models import GrantApplication, GrantDisbursement, GrantMonitoring
+from services.indicators.reach import record_assistance, withdraw_assistance
 from shared.consumer import Handler
 from shared.events import CloudEvent
 from shared.events.grants import (
@@ -67,9 +67,10 @@ async def on_disbursement_made(session: AsyncSession, event: CloudEvent) -> None
     if row is not None:
         return  # seen already, or its reversal came first (a tombstone): nothing to add
     session.add(_disbursement(data, reversed_=False))
-    if await session.get(Assistance, _source(data.disbursement_id)) is None:
-        session.add(Assistance(source_id=_source(data.disbursement_id), person_id=data.beneficiary_id, kind="grant",
-                               on=data.disbursed_on))
+    await record_assistance(session, source_id=_source(data.disbursement_id), person_id=data.beneficiary_id,
+                            kind="grant", pillar="local_economies", on=data.disbursed_on,
+                            community_id=data.community_id, district_pcode=data.district_pcode,
+                            governorate_pcode=data.governorate_pcode)
 
 
 async def on_disbursement_reversed(session: AsyncSession, event: CloudEvent) -> None:
@@ -79,7 +80,7 @@ async def on_disbursement_reversed(session: AsyncSession, event: CloudEvent) -> 
         session.add(_disbursement(data, reversed_=True))  # the tombstone
     else:
         row.reversed = True
-    await session.execute(delete(Assistance).where(Assistance.source_id == _source(data.disbursement_id)))
+    await withdraw_assistance(session, source_id=_source(data.disbursement_id))
 
 
 async def on_monitoring_recorded(session: AsyncSession, event: CloudEvent) -> None:

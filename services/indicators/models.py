@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Column, Numeric
+from sqlalchemy import Column, Index, Numeric, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -31,6 +31,10 @@ class Person(SQLModel, table=True):
     governorate_pcode: str | None = Field(default=None, max_length=16, index=True)
     registered_at: datetime | None = None
     merged_into_id: str | None = Field(default=None, max_length=36, index=True)
+    # Derived from the above by the handlers (``reach.derive_registration``): what the registered-people
+    # breakdown groups on in the database, age taken at registration.
+    registered_month: str | None = Field(default=None, max_length=7)
+    registered_age_group: str | None = Field(default=None, max_length=8)
 
 
 class CommunityRef(SQLModel, table=True):
@@ -42,7 +46,12 @@ class CommunityRef(SQLModel, table=True):
 
 
 class Assistance(SQLModel, table=True):
-    """Direct assistance to a person: a grant disbursement or a completed training (fed by those services)."""
+    """The reach ledger: one row per act of direct assistance to a person (a grant disbursement, a completed
+    training, ...), tagged with the programme pillar it serves and placed where it was given.
+
+    Rows are written only through ``reach.record_assistance`` / ``reach.withdraw_assistance``, which keep
+    ``Reach`` (one row per person) and its counts in step; any service's handlers may add rows that way.
+    """
 
     __tablename__ = "assistance"
 
@@ -50,6 +59,88 @@ class Assistance(SQLModel, table=True):
     person_id: str = Field(max_length=36, index=True)
     kind: str = Field(max_length=32)
     on: date
+    pillar: str = Field(default="unknown", max_length=24)
+    community_id: str | None = Field(default=None, max_length=36)
+    district_pcode: str | None = Field(default=None, max_length=16)
+    governorate_pcode: str | None = Field(default=None, max_length=16)
+
+
+class Reach(SQLModel, table=True):
+    """One row per directly assisted person (the survivor of any merges), described as at their first
+    assistance: when (``first_on``, ``month``), under which pillar, where it was given, and the person's sex,
+    age group then, displacement status and disability (``unknown`` until their registration arrives).
+
+    A pure function of ``persons`` and ``assistance`` (``reach.refresh``), so it is the same in any arrival order.
+    """
+
+    __tablename__ = "reach"
+    __table_args__ = (Index("ix_reach_governorate_first_on", "governorate_pcode", "first_on"),)
+
+    person_id: str = Field(primary_key=True, max_length=36)
+    first_on: date = Field(index=True)
+    month: str = Field(max_length=7)
+    pillar: str = Field(max_length=24)
+    community_id: str = Field(max_length=36, index=True)
+    district_pcode: str = Field(max_length=16)
+    governorate_pcode: str = Field(max_length=16)
+    sex: str = Field(max_length=8)
+    age_group: str = Field(max_length=8)
+    displacement_status: str = Field(max_length=16)
+    disability: str = Field(max_length=8)
+
+
+class ReachCell(SQLModel, table=True):
+    """How many ``Reach`` rows share one combination of the low-cardinality dimensions (no month): kept by the
+    handlers, so the summary and most breakdowns read a few thousand rows instead of every person. Rows at zero
+    are deleted (so the table too is the same in any arrival order)."""
+
+    __tablename__ = "reach_cells"
+
+    governorate_pcode: str = Field(primary_key=True, max_length=16)
+    pillar: str = Field(primary_key=True, max_length=24)
+    sex: str = Field(primary_key=True, max_length=8)
+    age_group: str = Field(primary_key=True, max_length=8)
+    displacement_status: str = Field(primary_key=True, max_length=16)
+    disability: str = Field(primary_key=True, max_length=8)
+    people: int = 0
+
+
+class ReachMonthly(SQLModel, table=True):
+    """The same counts per month of first assistance, over fewer dimensions (for windows and months)."""
+
+    __tablename__ = "reach_monthly"
+
+    month: str = Field(primary_key=True, max_length=7)
+    governorate_pcode: str = Field(primary_key=True, max_length=16)
+    pillar: str = Field(primary_key=True, max_length=24)
+    sex: str = Field(primary_key=True, max_length=8)
+    age_group: str = Field(primary_key=True, max_length=8)
+    people: int = 0
+
+
+class RegisteredCell(SQLModel, table=True):
+    """How many registered people (merges applied) share one combination of dimensions, at registration (kept
+    by the person handlers, ``reach.count_registered``): the summary and the registered breakdowns read it."""
+
+    __tablename__ = "registered_cells"
+
+    governorate_pcode: str = Field(primary_key=True, max_length=16)
+    month: str = Field(primary_key=True, max_length=7)
+    sex: str = Field(primary_key=True, max_length=8)
+    age_group: str = Field(primary_key=True, max_length=8)
+    displacement_status: str = Field(primary_key=True, max_length=16)
+    disability: str = Field(primary_key=True, max_length=8)
+    people: int = 0
+
+
+class ReachCommunity(SQLModel, table=True):
+    """Communities where someone was first assisted, with how many (kept like ``ReachCell``)."""
+
+    __tablename__ = "reach_communities"
+
+    community_id: str = Field(primary_key=True, max_length=36)
+    governorate_pcode: str = Field(max_length=16, index=True)
+    people: int = 0
 
 
 class InfrastructureProject(SQLModel, table=True):
@@ -224,7 +315,51 @@ class CommunityActivityFact(SQLModel, table=True):
     participants_male: int
 
 
-PROJECTION_TABLES: tuple[type[SQLModel], ...] = (Person, CommunityRef, Assistance, InfrastructureProject,
-                                                 GrantApplication, GrantDisbursement, GrantMonitoring,
-                                                 TrainingEnrolment, TrainingFollowUp, InfrastructureAssessment,
-                                                 FeedbackCase, FeedbackResourceCentre, CommunityActivityFact)
+class ReportingPeriod(SQLModel, table=True):
+    """A logframe reporting period (e.g. ``2026-Q1``); once frozen its figures are those stored then."""
+
+    __tablename__ = "reporting_periods"
+
+    code: str = Field(primary_key=True, max_length=32)
+    starts_on: date
+    ends_on: date
+    frozen_at: datetime | None = None
+    frozen_by: str | None = Field(default=None, max_length=255)
+
+
+class IndicatorTarget(SQLModel, table=True):
+    """A target per indicator, period and scope (a governorate P-code, or ``all`` for the whole programme)."""
+
+    __tablename__ = "indicator_targets"
+    __table_args__ = (UniqueConstraint("indicator", "period_code", "scope"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    indicator: str = Field(max_length=64)
+    period_code: str = Field(max_length=32, index=True)
+    scope: str = Field(max_length=16)
+    target: int
+    set_by: str = Field(max_length=255)
+    set_at: datetime
+
+
+class FrozenFigure(SQLModel, table=True):
+    """A period's figure as it stood when the period was frozen (per indicator and scope)."""
+
+    __tablename__ = "frozen_figures"
+
+    period_code: str = Field(primary_key=True, max_length=32)
+    indicator: str = Field(primary_key=True, max_length=64)
+    scope: str = Field(primary_key=True, max_length=16)
+    value: int
+
+
+PROJECTION_TABLES: tuple[type[SQLModel], ...] = (Person, CommunityRef, Assistance, Reach, ReachCell, ReachMonthly,
+                                                 ReachCommunity, RegisteredCell,
+                                                 InfrastructureProject, GrantApplication, GrantDisbursement,
+                                                 GrantMonitoring, TrainingEnrolment, TrainingFollowUp,
+                                                 InfrastructureAssessment, FeedbackCase, FeedbackResourceCentre,
+                                                 CommunityActivityFact)
+"""Fed only by events: replaced by a rebuild."""
+
+LOGFRAME_TABLES: tuple[type[SQLModel], ...] = (ReportingPeriod, IndicatorTarget, FrozenFigure)
+"""Set through the API (targets, periods, frozen figures): never touched by a rebuild."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.indicators import reach
 from services.indicators.feedback import FEEDBACK_HANDLERS
 from services.indicators.grants import GRANT_HANDLERS
 from services.indicators.infrastructure import INFRASTRUCTURE_HANDLERS
@@ -49,40 +50,43 @@ def _apply_snapshot(person: Person, data: BeneficiaryRegistered | BeneficiaryUpd
 async def on_registered(session: AsyncSession, event: CloudEvent) -> None:
     data: BeneficiaryRegistered = event.parse(BeneficiaryRegistered)
     person = await _person(session, data.beneficiary_id)
+    before = reach.registered_key(person)
     _apply_snapshot(person, data)
     person.registered = True
     person.registered_at = data.registered_at
+    reach.derive_registration(person)
+    await reach.count_registered(session, before, reach.registered_key(person))
+    await session.flush()
+    await reach.refresh(session, data.beneficiary_id)
 
 
 async def on_updated(session: AsyncSession, event: CloudEvent) -> None:
     data: BeneficiaryUpdated = event.parse(BeneficiaryUpdated)
     person = await _person(session, data.beneficiary_id)
+    before = reach.registered_key(person)
     _apply_snapshot(person, data)
     person.registered = True  # an update proves the registration happened, even if not yet seen
-
-
-async def _survivor(session: AsyncSession, beneficiary_id: str) -> str:
-    """Follow merges to the record that now stands for this person."""
-    seen = {beneficiary_id}
-    current = await session.get(Person, beneficiary_id)
-    while current is not None and current.merged_into_id and current.merged_into_id not in seen:
-        seen.add(current.merged_into_id)
-        beneficiary_id = current.merged_into_id
-        current = await session.get(Person, beneficiary_id)
-    return beneficiary_id
+    reach.derive_registration(person)
+    await reach.count_registered(session, before, reach.registered_key(person))
+    await session.flush()
+    await reach.refresh(session, data.beneficiary_id)
 
 
 async def on_merged(session: AsyncSession, event: CloudEvent) -> None:
     data: BeneficiaryMerged = event.parse(BeneficiaryMerged)
-    survivor = await _survivor(session, data.beneficiary_id)
+    survivor = await reach.survivor(session, data.beneficiary_id)
     if survivor == data.duplicate_id:
         return
     duplicate = await _person(session, data.duplicate_id)
+    before = reach.registered_key(duplicate)
     duplicate.merged_into_id = survivor
+    await reach.count_registered(session, before, None)
     await session.flush()
     # Whatever had been folded into the duplicate now points straight at the survivor.
     await session.execute(update(Person).where(Person.merged_into_id == data.duplicate_id)
                           .values(merged_into_id=survivor))
+    # The duplicate's (and its former duplicates') assistance now counts for the survivor, once.
+    await reach.refresh(session, data.duplicate_id)
 
 
 async def on_community_created(session: AsyncSession, event: CloudEvent) -> None:

@@ -1,10 +1,35 @@
 from __future__ import annotations
 
-from typing import Any
+from datetime import date
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from shared.db import UtcDatetime
+from shared.schemas import Strict
+
+TargetIndicator = Literal["individuals_directly_assisted", "beneficiaries_registered", "trainings_completed",
+                          "grants_disbursed", "individuals_benefiting_from_infrastructure"]
+
+
+class TargetProgress(BaseModel):
+    indicator: str
+    period: str
+    governorate: str | None = Field(description="null: the whole programme.")
+    target: int
+    actual: int = Field(description="Within the period (people: first assisted, or registered, in it); a frozen "
+                                    "period's stored figure; the current period's includes the adjustments.")
+    percent_achieved: float | None = Field(description="actual / target in percent, 1 decimal (null at target 0).")
+    frozen: bool
+
+
+class Adjustment(BaseModel):
+    period: str
+    indicator: str
+    governorate: str | None
+    frozen_value: int = Field(description="The figure stored when the period was frozen.")
+    value_now: int = Field(description="The same figure computed now, with the events that arrived since.")
+    adjustment: int = Field(description="value_now - frozen_value: counted in the current period instead.")
 
 
 class Summary(BaseModel):
@@ -51,11 +76,17 @@ class Summary(BaseModel):
         default=0, description="An estimate of the distinct people benefiting from infrastructure: overlapping "
                                "catchments are not added up (each community counts its largest completed catchment "
                                "once). A lower bound beside the plain sum.")
+    targets: list[TargetProgress] = Field(default_factory=list, description="The logframe: each target with "
+                                          "its actual and percent achieved (targets within your governorates).")
+    adjustments: list[Adjustment] = Field(default_factory=list, description="Late events: how far each frozen "
+                                          "period's figure has moved since it was frozen (counted in the current "
+                                          "period).")
     as_of: UtcDatetime = Field(description="When the newest event behind these figures was applied.")
 
 
 class PublicSummary(BaseModel):
-    individuals_directly_assisted: int
+    individuals_directly_assisted: int | None = Field(
+        description="null when suppressed (as the governorate's cell, or a programme total under the threshold).")
     individuals_benefiting_from_infrastructure: int
     communities_reached: int
     as_of: UtcDatetime
@@ -75,4 +106,40 @@ class Breakdown(BaseModel):
     by: list[str]
     items: list[dict[str, Any]] = Field(
         description='One cell per combination, e.g. {"sex": "female", "age_group": "18-59", "value": 12}; '
-                    'in the public breakdown a cell under 5 is {"value": null, "suppressed": true}.')
+                    'values not known yet are "unknown". In the public breakdown every value is listed and a '
+                    'suppressed cell is {"value": null, "suppressed": true}.')
+    total: int | None = Field(default=None, description="The sum of the cells: the indicator for the same scope "
+                                                        "and window (public: null when suppressed).")
+
+
+class PeriodCreate(Strict):
+    code: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$", examples=["2026-Q1"])
+    starts_on: date
+    ends_on: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PeriodCreate:
+        if self.ends_on < self.starts_on:
+            raise ValueError("ends_on is before starts_on")
+        return self
+
+
+class PeriodPublic(BaseModel):
+    code: str
+    starts_on: date
+    ends_on: date
+    frozen_at: UtcDatetime | None
+
+
+class TargetSet(Strict):
+    indicator: TargetIndicator
+    period: str = Field(max_length=32)
+    governorate: str | None = Field(default=None, pattern=r"^IQG\d{2}$", description="null: the whole programme.")
+    target: int = Field(ge=0, le=100_000_000)
+
+
+class TargetPublic(BaseModel):
+    indicator: str
+    period: str
+    governorate: str | None
+    target: int

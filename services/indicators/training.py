@@ -4,10 +4,11 @@ Order-independent, like every handler (``tests/indicators/test_projection_order.
 
 - an enrolment row is created by whichever of its events arrives first; its ``status`` follows the newest
   ``revision`` (the enrolment's version after the change);
-- a completion is final: it sets ``completed_on`` and adds the person's direct assistance (source
-  ``enrolment:<id>``, kind ``training``) once, whenever it arrives, before or after the enrolment's creation;
-  merges are applied when the figures are computed (``service.summary``), so a person with a grant and a
-  training, or trained under two merged records, counts once;
+- a completion is final: it sets ``completed_on`` and records the person's direct assistance in the reach
+  ledger (source ``enrolment:<id>``, kind ``training``, pillar human capital, or good governance for local
+  authority staff, placed at the course) once, whenever it arrives, before or after the enrolment's creation;
+  the ledger applies merges, so a person with a grant and a training, or trained under two merged records,
+  counts once;
 - a follow-up is inserted once (redeliveries change nothing).
 """
 
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.indicators.models import Assistance, TrainingEnrolment, TrainingFollowUp
+from services.indicators.models import TrainingEnrolment, TrainingFollowUp
+from services.indicators.reach import record_assistance
 from shared.consumer import Handler
 from shared.events import CloudEvent
 from shared.events.training import (
@@ -59,10 +61,12 @@ async def on_enrolment_completed(session: AsyncSession, event: CloudEvent) -> No
     data: EnrolmentCompleted = event.parse(EnrolmentCompleted)
     row = await _apply(session, data)
     row.completed_on = data.completed_on
-    source_id = f"enrolment:{data.enrolment_id}"
-    if await session.get(Assistance, source_id) is None:
-        session.add(Assistance(source_id=source_id, person_id=data.beneficiary_id, kind="training",
-                               on=data.completed_on))
+    # Training for local authority staff builds planning capacity (good governance); for community members,
+    # skills (human capital).
+    pillar = "good_governance" if data.audience == "local_authority_staff" else "human_capital"
+    await record_assistance(session, source_id=f"enrolment:{data.enrolment_id}", person_id=data.beneficiary_id,
+                            kind="training", pillar=pillar, on=data.completed_on, community_id=data.community_id,
+                            district_pcode=data.district_pcode, governorate_pcode=data.governorate_pcode)
 
 
 async def on_follow_up_recorded(session: AsyncSession, event: CloudEvent) -> None:

@@ -110,8 +110,9 @@ async def get_course(course_id: str, response: Response, session: SessionDep, pr
                          409: {"description": "Course full (`course-full`), the same person already enrolled "
                                               "(merges counted, `already-enrolled`), consent withdrawn "
                                               "(`consent-withdrawn`), or changed concurrently"}})
-async def enrol(request: Request, course_id: str, body: EnrolmentCreate, session: SessionDep, outbox: OutboxDep,
-                principal: Trainer, peers: BeneficiariesDep, idem: IdempotencyDep) -> JSONResponse:
+async def enrol_in_course(request: Request, course_id: str, body: EnrolmentCreate, session: SessionDep,
+                          outbox: OutboxDep, principal: Trainer, peers: BeneficiariesDep,
+                          idem: IdempotencyDep) -> JSONResponse:
     """Enrol a person (looked up with your token; a merged record enrols its survivor). A full course is 409,
     or with `"waitlist": true` the person joins its waiting list (`status: waitlisted`) and moves up, in
     order, when an enrolled trainee drops out. Concurrent enrolments never take more than `capacity` places."""
@@ -167,8 +168,8 @@ async def get_enrolment(enrolment_id: str, response: Response, session: SessionD
     **NOT_FOUND, 409: {"description": "Below the attendance threshold (`below-threshold`), not enrolled, or "
                                       "changed concurrently"},
     403: {"description": "An override by a role other than programme_manager or admin"}})
-async def complete(enrolment_id: str, body: CompletionCreate, session: SessionDep, outbox: OutboxDep,
-                   principal: Trainer, idem: IdempotencyDep) -> JSONResponse:
+async def complete_enrolment(enrolment_id: str, body: CompletionCreate, session: SessionDep, outbox: OutboxDep,
+                             principal: Trainer, idem: IdempotencyDep) -> JSONResponse:
     """Complete the course: attendance must reach the course's threshold, unless a `programme_manager` or
     `admin` gives an `override_reason`. The person then counts as directly assisted."""
     async def work() -> EnrolmentPublic:
@@ -180,8 +181,8 @@ async def complete(enrolment_id: str, body: CompletionCreate, session: SessionDe
 
 
 @enrolments.post("/{enrolment_id}/certification", response_model=EnrolmentPublic, responses={**NOT_FOUND, **CONFLICT})
-async def certify(enrolment_id: str, body: CertificationCreate, session: SessionDep, principal: Trainer,
-                  idem: IdempotencyDep) -> JSONResponse:
+async def certify_enrolment(enrolment_id: str, body: CertificationCreate, session: SessionDep, principal: Trainer,
+                            idem: IdempotencyDep) -> JSONResponse:
     """Record the certificate of a completed trainee (once)."""
     async def work() -> EnrolmentPublic:
         enrolment = await svc.certify(session=session, principal=principal, enrolment_id=enrolment_id, data=body)
@@ -191,8 +192,8 @@ async def certify(enrolment_id: str, body: CertificationCreate, session: Session
 
 
 @enrolments.post("/{enrolment_id}/dropout", response_model=EnrolmentPublic, responses={**NOT_FOUND, **CONFLICT})
-async def drop(enrolment_id: str, body: DropoutCreate, session: SessionDep, outbox: OutboxDep, principal: Trainer,
-               idem: IdempotencyDep) -> JSONResponse:
+async def record_dropout(enrolment_id: str, body: DropoutCreate, session: SessionDep, outbox: OutboxDep,
+                         principal: Trainer, idem: IdempotencyDep) -> JSONResponse:
     """An enrolled or waitlisted trainee drops out, with a reason (the `note` stays in this service). The
     freed place goes to the first person on the waiting list."""
     async def work() -> EnrolmentPublic:
@@ -204,7 +205,7 @@ async def drop(enrolment_id: str, body: DropoutCreate, session: SessionDep, outb
 
 
 @enrolments.get("/{enrolment_id}/attendance", responses=NOT_FOUND)
-async def enrolment_attendance(enrolment_id: str, session: SessionDep, principal: Reader) -> dict[str, object]:
+async def list_enrolment_attendance(enrolment_id: str, session: SessionDep, principal: Reader) -> dict[str, object]:
     """The sessions recorded for one trainee."""
     enrolment = await svc.get_enrolment(session=session, principal=principal, enrolment_id=enrolment_id)
     rows = await svc.attendance_of(session=session, enrolment=enrolment)
@@ -229,8 +230,8 @@ async def list_follow_ups(enrolment_id: str, session: SessionDep, principal: Fol
 
 @enrolments.get("/{enrolment_id}/opportunities", response_model=Page[JobOpportunityPublic],
                 responses={**NOT_FOUND, 409: {"description": "The trainee has not completed"}})
-async def opportunities_for_trainee(enrolment_id: str, session: SessionDep, principal: Reader,
-                                    on: date | None = None, limit: LimitQuery = 50) -> Page[JobOpportunityPublic]:
+async def list_opportunities_for_trainee(enrolment_id: str, session: SessionDep, principal: Reader,
+                                         on: date | None = None, limit: LimitQuery = 50) -> Page[JobOpportunityPublic]:
     """Job opportunities that fit a completed trainee: the course's skill area, in the governorate where the
     person lives, with a period not ended by `on` (default today)."""
     rows = await svc.opportunities_for_enrolment(session=session, principal=principal, enrolment_id=enrolment_id,
@@ -240,9 +241,9 @@ async def opportunities_for_trainee(enrolment_id: str, session: SessionDep, prin
 
 # -- follow-ups due ---------------------------------------------------------------------------------
 @follow_ups.get("/due", response_model=Page[FollowUpDue])
-async def follow_ups_due(session: SessionDep, principal: FollowUpReader, on: date | None = None,
-                         governorate: str | None = None, course_id: str | None = None,
-                         limit: LimitQuery = 50) -> Page[FollowUpDue]:
+async def list_follow_ups_due(session: SessionDep, principal: FollowUpReader, on: date | None = None,
+                              governorate: str | None = None, course_id: str | None = None,
+                              limit: LimitQuery = 50) -> Page[FollowUpDue]:
     """Follow-ups due by `on` (default today) and not recorded yet: 3 and 6 months after each completion,
     oldest first."""
     items = await svc.follow_ups_due(session=session, principal=principal, on=on or utcnow().date(),
@@ -303,8 +304,8 @@ async def get_job_opportunity(opportunity_id: str, session: SessionDep, principa
 
 
 @opportunities.get("/{opportunity_id}/trainees", response_model=Page[TraineeMatch], responses=NOT_FOUND)
-async def trainees_for_opportunity(opportunity_id: str, session: SessionDep, principal: Reader,
-                                   limit: LimitQuery = 50) -> Page[TraineeMatch]:
+async def list_trainees_for_opportunity(opportunity_id: str, session: SessionDep, principal: Reader,
+                                        limit: LimitQuery = 50) -> Page[TraineeMatch]:
     """Completed trainees who fit the opportunity: its skill area, living in its governorate (one per person)."""
     return Page(items=await svc.trainees_for_opportunity(session=session, principal=principal,
                                                          opportunity_id=opportunity_id, limit=limit))

@@ -20,6 +20,11 @@ Percent = Annotated[int, Field(ge=0, le=100)]
 
 
 class CourseCreate(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "title": "Tailoring, level 1", "skill_area": "tailoring", "provider": "Mosul Vocational Centre",
+        "community_id": "5b0e4a57-2b9e-4c1e-8f0a-2d3c4b5a6978", "start_date": "2026-12-01",
+        "end_date": "2027-01-31", "capacity": 20, "planned_sessions": 24}]})
+
     title: Text200
     skill_area: Code
     provider: Text200 | None = None
@@ -60,6 +65,9 @@ class CoursePublic(BaseModel):
 
 
 class EnrolmentCreate(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"beneficiary_id": "5b0e4a57-2b9e-4c1e-8f0a-2d3c4b5a6978"}]})
+
     beneficiary_id: str
     waitlist: bool = Field(default=False, description="When the course is full, join its waiting list "
                                                       "(201, `status: waitlisted`) instead of a 409.")

@@ -60,9 +60,19 @@ class CloudEvent(BaseModel):
     data: dict[str, Any]
 
     @classmethod
-    def wrap(cls, data: EventData, *, source: str, subject: str | None = None) -> CloudEvent:
+    def wrap(cls, data: EventData, *, source: str, subject: str | None = None,
+             traceparent: str | None = None) -> CloudEvent:
+        """The envelope of ``data``; ``traceparent`` is the CloudEvents distributed tracing extension (the W3C
+        trace context of the work that emitted it), left out when there is none."""
+        extensions = {"traceparent": traceparent} if traceparent else {}
         return cls(source=source, type=data.event_type(), subject=subject,
-                   data=data.model_dump(mode="json"))
+                   data=data.model_dump(mode="json"), **extensions)
+
+    @property
+    def traceparent(self) -> str | None:
+        """The producer's W3C trace context (CloudEvents distributed tracing extension), if it sent one."""
+        value = (self.model_extra or {}).get("traceparent")
+        return value if isinstance(value, str) else None
 
     def parse(self, model: type[E]) -> E:
         """The payload as ``model``, ignoring fields this version does not know (tolerant reader)."""
@@ -70,13 +80,19 @@ class CloudEvent(BaseModel):
         return model.model_validate({k: v for k, v in self.data.items() if k in known})
 
 
+AGE_GROUPS = ("0-4", "5-11", "12-17", "18-59", "60+")
+
+
 def age_group(birth_year: int, on: date | datetime) -> str:
-    """Standard humanitarian age bands, computed at the date of the figure."""
+    """The programme's age bands (0-4, 5-11, 12-17, 18-59, 60+), at the date given (events carry the birth
+    year only, so the age is the difference of years)."""
     age = on.year - birth_year
     if age < 5:
         return "0-4"
+    if age < 12:
+        return "5-11"
     if age < 18:
-        return "5-17"
+        return "12-17"
     if age < 60:
         return "18-59"
     return "60+"

@@ -140,17 +140,22 @@ def test_demo_at_scale_then_the_dashboard_shows_the_apis_figures(platform: Runni
 
     summary = public(platform, "/summary")
     for key in expected:  # the three headline figures, as the page shows them
-        assert dom.figures[(None, key)] == f"{summary[key]:,}"
+        assert dom.figures[(None, key)] == shown(summary[key])
     for pcode in ("IQG15", "IQG01", "IQG16", "IQG02"):  # the table, against the API per governorate
         place = public(platform, f"/summary?governorate={pcode}")
         for key in expected:
-            assert dom.figures[(pcode, key)] == f"{place[key]:,}", (pcode, key)
+            assert dom.figures[(pcode, key)] == shown(place[key]), (pcode, key)
     assert dom.figures[("IQG15", "individuals_directly_assisted")] != "0"
     for by in ("sex", "age_group", "displacement_status"):  # the charts
         items = public(platform, f"/breakdown?indicator=individuals_directly_assisted&by={by}")["items"]
         assert items
         assert {k: v for (chart, k), v in dom.bars.items() if chart == by} == \
                {str(i[by]): str(i["value"]) if i["value"] is not None else "null" for i in items}
+
+
+def shown(value: int | None) -> str:
+    """A figure as the dashboard shows it: suppressed (null) as a dash."""
+    return "–" if value is None else f"{value:,}"
 
 
 def test_dashboard_is_served_with_its_own_policy(platform: RunningPlatform) -> None:
@@ -228,13 +233,12 @@ def test_reconcile_finds_no_difference_then_reports_a_tampered_projection(platfo
         assert re.search(r"^individuals_benefiting_from_infrastructure\s+not compared: the infrastructure service "
                          r"is not available", clean.stdout, re.M)
 
-    # Tamper with the projection: one person's assistance disappears from the indicators' own database.
+    # Tamper with the projection: one person disappears from the counts table the summary reads.
     db = sqlite3.connect(platform.data_dir / "indicators.db", isolation_level=None)
     try:
-        row = db.execute("SELECT source_id, person_id, kind, \"on\" FROM assistance WHERE kind LIKE '%grant%' "
-                         "OR source_id LIKE 'disbursement:%' LIMIT 1").fetchone()
+        row = db.execute("SELECT rowid FROM reach_cells WHERE people > 0 LIMIT 1").fetchone()
         assert row is not None
-        db.execute("DELETE FROM assistance WHERE source_id = ?", (row[0],))
+        db.execute("UPDATE reach_cells SET people = people - 1 WHERE rowid = ?", row)
         tampered = crp("indicators", "reconcile", "--url", platform.url, "--wait", "0")
         assert tampered.returncode == 1, tampered.stdout + tampered.stderr
         line = next(x for x in tampered.stdout.splitlines() if x.startswith("individuals_directly_assisted"))
@@ -242,7 +246,7 @@ def test_reconcile_finds_no_difference_then_reports_a_tampered_projection(platfo
         sources, indicators = (int(n) for n in line.split()[1:3])
         assert sources == indicators + 1
         assert "reconcile: 1 difference(s)" in tampered.stdout or "difference(s): " in tampered.stdout
-        db.execute("INSERT INTO assistance (source_id, person_id, kind, \"on\") VALUES (?, ?, ?, ?)", row)
+        db.execute("UPDATE reach_cells SET people = people + 1 WHERE rowid = ?", row)
     finally:
         db.close()
     restored = crp("indicators", "reconcile", "--url", platform.url, "--wait", "0")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -54,9 +55,16 @@ def test_openapi_merges_the_services_with_tags_and_unique_operation_ids(client: 
     assert set(doc["x-crp-unavailable-services"]) == {"grants", "training", "infrastructure", "feedback"}
 
 
-def test_docs_page_points_at_the_merged_document(client: httpx.Client) -> None:
+def test_docs_page_points_at_the_merged_document_and_loads_nothing_from_elsewhere(client: httpx.Client) -> None:
     r = client.get("/docs")
-    assert r.status_code == 200 and "/openapi.json" in r.text and "swagger" in r.text.lower()
+    assert r.status_code == 200 and "swagger" in r.text.lower()
+    references = re.findall(r'(?:src|href)="([^"]+)"', r.text)
+    assert references and all(ref.startswith("/") and not ref.startswith("//") for ref in references), references
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    for ref in references:  # every file the page needs is served here
+        assert client.get(ref).status_code == 200, ref
+    init = client.get("/docs/init.js").text
+    assert '"/openapi.json"' in init and "http" not in init
 
 
 def test_readyz_has_a_line_per_service(client: httpx.Client) -> None:

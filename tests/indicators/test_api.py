@@ -53,13 +53,16 @@ async def test_summary_breakdown_scope_and_public_suppression(env: Env) -> None:
         assert resp.status_code == 200, resp.text
         assert resp.json()["items"] == [
             {"sex": "female", "age_group": "18-59", "value": 6},
-            {"sex": "male", "age_group": "5-17", "value": 2},
+            {"sex": "male", "age_group": "5-11", "value": 2},
             {"sex": "male", "age_group": "60+", "value": 1},
         ]
         public = await client.get("/api/v1/public/indicators/breakdown",
                                   params={"indicator": "beneficiaries_registered", "by": "sex"})
-        assert public.json()["items"] == [{"sex": "female", "value": 6},
-                                          {"sex": "male", "value": None, "suppressed": True}]
+        # male (3) and unknown (0) are under 5; together they hold 3, so female is hidden too; the total is shown
+        assert public.json()["items"] == [{"sex": "female", "value": None, "suppressed": True},
+                                          {"sex": "male", "value": None, "suppressed": True},
+                                          {"sex": "unknown", "value": None, "suppressed": True}]
+        assert public.json()["total"] == 9
         bad = await client.get("/api/v1/indicators/breakdown",
                                params={"indicator": "beneficiaries_registered", "by": "sex,shoe_size"}, headers=officer)
         assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["query", "by"]

@@ -10,7 +10,7 @@ from typing import Any
 from services.indicators import service as svc
 from services.indicators.app import service
 from services.indicators.config import IndicatorsSettings
-from services.indicators.models import Assistance
+from services.indicators.reach import record_assistance
 from shared.consumer import Outcome, apply_or_dead_letter
 from shared.db import create_engine, create_sessionmaker
 from shared.events import CloudEvent, EventData
@@ -74,8 +74,8 @@ async def test_a_completed_training_counts_its_person_once(env: Env) -> None:
         assert (empty["trainings_completed"], empty["share_employed_at_follow_up"]) == (0, None)
         # the person also received a grant (a disbursement's assistance row, as the grants handlers add it)
         async with sessionmaker() as session, session.begin():
-            session.add(Assistance(source_id=f"disbursement:{uuid.uuid4()}", person_id=p, kind="grant",
-                                   on=date(2026, 2, 1)))
+            await record_assistance(session, source_id=f"disbursement:{uuid.uuid4()}", person_id=p, kind="grant",
+                                    pillar="local_economies", on=date(2026, 2, 1), governorate_pcode="IQG15")
         assert (await summary())["individuals_directly_assisted"] == 1
         own, merged, other = _enrolment(p), _enrolment(d), _enrolment(r, "IQG07")
         # the completion arrives before its enrolment's creation, and twice

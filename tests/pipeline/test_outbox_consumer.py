@@ -71,6 +71,7 @@ async def make_community(client: Any, env: Env) -> str:
 async def test_rolled_back_transaction_publishes_nothing(env: Env) -> None:
     app = create_beneficiaries(env.settings(BeneficiariesSettings))
     async with running(app):
+        await app.state.bus.wait_ready(10)  # the stream exists before it is read (the bus connects in background)
         outbox, sessionmaker = app.state.outbox, app.state.sessionmaker
         event = CommunityCreated(community_id=str(uuid.uuid4()), district_pcode="IQG15Q05",
                                  governorate_pcode="IQG15")

@@ -471,6 +471,7 @@ async def test_rebuild_while_live_consumer_runs_equals_live_and_in_order_truth(e
                     await js.publish(subject(settings, event), event.model_dump_json().encode(),
                                      headers={"Nats-Msg-Id": event.id})
                     sent += 1
+                    await asyncio.sleep(0.01)  # paced, so that some arrive while the rebuild runs
             finally:
                 await nc.close()
             return sent

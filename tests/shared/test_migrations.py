@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData
 
-from gateway.models import ApiKey
+from gateway.models import GATEWAY_TABLES
 from gateway.settings import GatewaySettings
 from shared import catalog
 from shared.db import create_engine
@@ -47,5 +47,5 @@ async def test_the_gateways_migrations_produce_exactly_its_models(env: Env) -> N
     from gateway.app import MIGRATIONS
 
     settings = env.settings(GatewaySettings)
-    metadata = metadata_of(ApiKey)
+    metadata = metadata_of(*GATEWAY_TABLES)
     assert await _differences(settings, metadata, lambda engine: upgrade(engine, settings, MIGRATIONS, metadata)) == []

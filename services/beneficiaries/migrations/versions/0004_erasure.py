@@ -1,15 +1,15 @@
 """Erasure of a person's personal data: when it happened (the record stays as an anonymous count); an index on
 ``updated_at`` for the retention job.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004_erasure
+Revises: 0003_imports
 Create Date: 2026-11-29
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004_erasure"
+down_revision = "0003_imports"
 branch_labels = None
 depends_on = None
 
