@@ -164,7 +164,10 @@ def client_package(document: dict[str, Any], tmp_path_factory: pytest.TempPathFa
                             env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(out)})
     print(f"openapi-python-client generated the client in {time.monotonic() - started:.1f} s")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Warning" not in result.stdout + result.stderr, result.stdout + result.stderr  # nothing skipped
+    # Nothing skipped, but the CSV form of the import upload: the generator takes no text/csv request body (mapped
+    # to bytes it emits a union that does not import), so its client uploads the JSON array form.
+    warnings = [w for w in re.split(r"\n(?=WARNING)", result.stdout + result.stderr) if w.startswith("WARNING")]
+    assert all("POST /api/v1/beneficiaries/imports" in w and "text/csv" in w for w in warnings), warnings
     sys.path.insert(0, str(out))
     return name
 
