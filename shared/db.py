@@ -356,16 +356,22 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     Services only add and flush, so domain rows and their outbox rows commit together.
     """
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    _read_only.set(request.method in SAFE_METHODS)
-    async with sessionmaker() as session:
+    token = _read_only.set(request.method in SAFE_METHODS)
+    try:
+        async with sessionmaker() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+            for hook in session.info.pop(_after_commit_hooks_key, []):
+                hook()
+    finally:  # the request's mode must not outlive it (an in-process caller, a test, shares its context)
         try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
-        for hook in session.info.pop(_after_commit_hooks_key, []):
-            hook()
+            _read_only.reset(token)
+        except ValueError:  # finished in another context than it began
+            _read_only.set(False)
 
 
 # scope="function": the commit happens before the response is sent, so a 2xx means it is stored.

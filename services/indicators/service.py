@@ -29,7 +29,6 @@ from services.indicators.models import (
     Person,
     Reach,
     ReachCell,
-    ReachCommunity,
     ReachMonthly,
     RegisteredCell,
     ReportingPeriod,
@@ -68,11 +67,12 @@ async def summary(*, session: AsyncSession, governorates: frozenset[str] | None,
     infrastructure = (await session.execute(
         select(func.coalesce(func.sum(completed.c.catchment_population), 0)))).scalar_one()
 
-    reached = union(
-        select(ReachCommunity.community_id).where(_in(ReachCommunity.governorate_pcode, governorates),
-                                                  ReachCommunity.community_id != UNKNOWN),
-        select(completed.c.community_id),
-    ).subquery()
+    # The contract's communities reached: where a directly assisted person lives (the record that now stands for
+    # them, once registered; scoped by where they live) or where a project was completed.
+    residents = (select(Person.community_id).join(Reach, Reach.person_id == Person.beneficiary_id)
+                 .where(Person.community_id.is_not(None),  # type: ignore[union-attr]
+                        _in(Person.governorate_pcode, governorates)))
+    reached = union(residents, select(completed.c.community_id)).subquery()
     communities = (await session.execute(select(func.count()).select_from(reached))).scalar_one()
 
     trainings_completed, share_employed = await _training_figures(session, governorates)

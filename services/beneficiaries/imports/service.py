@@ -77,8 +77,8 @@ def parse_upload(body: bytes, content_type: str | None) -> tuple[str, list[dict[
     if fmt == "json":
         try:
             data = json.loads(text)
-        except ValueError:
-            raise _upload_error("the upload is not valid JSON") from None
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+            raise _upload_error("the upload is not valid JSON (or is nested too deeply)") from None
         if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
             raise _upload_error("a JSON upload is an array of objects")
         records = data
