@@ -12,11 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import nats
 import pytest
 
-from services.cli import start_nats
-from tests.e2e.test_platform import RunningPlatform, auth, start_platform, stop_platform, wait_for
+from tests.e2e.test_platform import RunningPlatform, auth, platform_with_own_nats, stream_messages, wait_for
 
 pytestmark = pytest.mark.e2e
 STREAM = "E2EFEEDBACK"
@@ -24,27 +22,8 @@ STREAM = "E2EFEEDBACK"
 
 @pytest.fixture(scope="module")
 def feedback_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningPlatform, str]]:
-    data_dir = tmp_path_factory.mktemp("crp-dev-feedback")
-    nats_proc, nats_url = start_nats(data_dir)  # our own, to read the stream afterwards
-    try:
-        running = start_platform(data_dir, CRP_NATS_URL=nats_url, CRP_NATS_STREAM=STREAM, CRP_LOG_LEVEL="DEBUG")
-        try:
-            yield running, nats_url
-        finally:
-            stop_platform(running)
-    finally:
-        nats_proc.terminate()
-        nats_proc.wait(10)
-
-
-async def _stream_events(nats_url: str) -> list[dict[str, Any]]:
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        last = (await js.stream_info(STREAM)).state.last_seq
-        return [json.loads((await js.get_msg(STREAM, seq)).data or b"{}") for seq in range(1, last + 1)]
-    finally:
-        await nc.close()
+    with platform_with_own_nats(tmp_path_factory.mktemp("crp-dev-feedback"), STREAM, CRP_LOG_LEVEL="DEBUG") as running:
+        yield running
 
 
 def test_feedback_through_the_gateway_keeps_its_text_to_itself(feedback_platform: Any) -> None:
@@ -137,7 +116,7 @@ def test_feedback_through_the_gateway_keeps_its_text_to_itself(feedback_platform
         assert "sea" not in now["feedback_received_by_category"]
         assert now["share_feedback_resolved_within_service_levels"] == 1.0
 
-    events = asyncio.run(_stream_events(nats_url))
+    events = asyncio.run(stream_messages(nats_url, STREAM))
     feedback_events = [e for e in events if e["type"].startswith("crp.feedback.")]
     assert {e["type"] for e in feedback_events} >= {
         "crp.feedback.feedback.received.v1", "crp.feedback.feedback.status_changed.v1",

@@ -11,11 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import nats
 import pytest
 
-from services.cli import start_nats
-from tests.e2e.test_platform import RunningPlatform, auth, start_platform, stop_platform, wait_for
+from tests.e2e.test_platform import RunningPlatform, auth, platform_with_own_nats, stream_messages, wait_for
 
 pytestmark = pytest.mark.e2e
 STREAM = "E2EINFRASTRUCTURE"
@@ -23,27 +21,8 @@ STREAM = "E2EINFRASTRUCTURE"
 
 @pytest.fixture(scope="module")
 def infrastructure_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningPlatform, str]]:
-    data_dir = tmp_path_factory.mktemp("crp-dev-infrastructure")
-    nats_proc, nats_url = start_nats(data_dir)  # our own, to read the stream afterwards
-    try:
-        running = start_platform(data_dir, CRP_NATS_URL=nats_url, CRP_NATS_STREAM=STREAM)
-        try:
-            yield running, nats_url
-        finally:
-            stop_platform(running)
-    finally:
-        nats_proc.terminate()
-        nats_proc.wait(10)
-
-
-async def _stream_events(nats_url: str) -> list[dict[str, Any]]:
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        last = (await js.stream_info(STREAM)).state.last_seq
-        return [json.loads((await js.get_msg(STREAM, seq)).data or b"{}") for seq in range(1, last + 1)]
-    finally:
-        await nc.close()
+    with platform_with_own_nats(tmp_path_factory.mktemp("crp-dev-infrastructure"), STREAM) as running:
+        yield running
 
 
 def test_assessment_project_completion_moves_the_infrastructure_figures(infrastructure_platform: Any) -> None:
@@ -132,7 +111,7 @@ def test_assessment_project_completion_moves_the_infrastructure_figures(infrastr
         assert (public["individuals_benefiting_from_infrastructure"]
                 == after["individuals_benefiting_from_infrastructure"])
 
-    events = asyncio.run(_stream_events(nats_url))
+    events = asyncio.run(stream_messages(nats_url, STREAM))
     mine = [e for e in events if e["data"].get("project_id") == project_id]
     assert [e["type"] for e in mine] == [
         "crp.infrastructure.project.created.v1", "crp.infrastructure.project.status_changed.v1",

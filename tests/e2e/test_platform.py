@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,37 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatfo
     running = start_platform(tmp_path_factory.mktemp("crp-dev"))
     yield running
     stop_platform(running)
+
+
+@contextmanager
+def platform_with_own_nats(data_dir: Path, stream: str, **env_extra: str) -> Iterator[tuple[RunningPlatform, str]]:
+    """The platform on a NATS server of the test's own (so its stream can be read afterwards): (platform, NATS
+    URL)."""
+    from services.cli import start_nats
+
+    nats_proc, nats_url = start_nats(data_dir)
+    try:
+        running = start_platform(data_dir, CRP_NATS_URL=nats_url, CRP_NATS_STREAM=stream, **env_extra)
+        try:
+            yield running, nats_url
+        finally:
+            stop_platform(running)
+    finally:
+        nats_proc.terminate()
+        nats_proc.wait(10)
+
+
+async def stream_messages(nats_url: str, stream: str) -> list[dict[str, Any]]:
+    """Every event on ``stream``, in order, as JSON."""
+    import nats
+
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        last = (await js.stream_info(stream)).state.last_seq
+        return [json.loads((await js.get_msg(stream, seq)).data or b"{}") for seq in range(1, last + 1)]
+    finally:
+        await nc.close()
 
 
 def token(*roles: str, governorates: tuple[str, ...] = ()) -> str:

@@ -1,9 +1,8 @@
 """End to end through the gateway (`crp dev`, real processes): register, enrol, attend, complete; the indicators
 count each person once; the events on the stream carry no personal data.
 
-A person who had a grant and a training is counted once: the grants service is not in this checkout, so that
-is proven at the indicators level (``tests/indicators/test_training.py``, with a disbursement's assistance
-row); here the same holds for one person trained under two records that were then merged.
+A person who had a grant and a training is counted once (``tests/indicators/test_reach.py``); here the same holds
+for one person trained under two records that were then merged.
 """
 
 from __future__ import annotations
@@ -15,11 +14,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import nats
 import pytest
 
-from services.cli import start_nats
-from tests.e2e.test_platform import RunningPlatform, auth, start_platform, stop_platform, wait_for
+from tests.e2e.test_platform import RunningPlatform, auth, platform_with_own_nats, stream_messages, wait_for
 
 pytestmark = pytest.mark.e2e
 STREAM = "E2ETRAINING"
@@ -27,27 +24,8 @@ STREAM = "E2ETRAINING"
 
 @pytest.fixture(scope="module")
 def training_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningPlatform, str]]:
-    data_dir = tmp_path_factory.mktemp("crp-dev-training")
-    nats_proc, nats_url = start_nats(data_dir)  # our own, to read the stream afterwards
-    try:
-        running = start_platform(data_dir, CRP_NATS_URL=nats_url, CRP_NATS_STREAM=STREAM)
-        try:
-            yield running, nats_url
-        finally:
-            stop_platform(running)
-    finally:
-        nats_proc.terminate()
-        nats_proc.wait(10)
-
-
-async def _stream_events(nats_url: str) -> list[dict[str, Any]]:
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        last = (await js.stream_info(STREAM)).state.last_seq
-        return [json.loads((await js.get_msg(STREAM, seq)).data or b"{}") for seq in range(1, last + 1)]
-    finally:
-        await nc.close()
+    with platform_with_own_nats(tmp_path_factory.mktemp("crp-dev-training"), STREAM) as running:
+        yield running
 
 
 def test_register_enrol_attend_complete_counts_each_person_once(training_platform: Any) -> None:
@@ -109,7 +87,7 @@ def test_register_enrol_attend_complete_counts_each_person_once(training_platfor
                  timeout=20)
         assert figures()["trainings_completed"] == before["trainings_completed"] + 3
 
-    events = asyncio.run(_stream_events(nats_url))
+    events = asyncio.run(stream_messages(nats_url, STREAM))
     training = [e for e in events if e["type"].startswith("crp.training.")]
     assert {e["type"] for e in training} >= {"crp.training.enrolment.created.v1", "crp.training.enrolment.completed.v1"}
     text = json.dumps(events)
