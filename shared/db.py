@@ -343,6 +343,17 @@ def reading() -> Iterator[None]:
         _read_only.reset(token)
 
 
+async def one_snapshot(session: AsyncSession) -> None:
+    """The request's reads all see one snapshot: figures read in several statements then agree with each other
+    even while events are being applied (PostgreSQL: a REPEATABLE READ, READ ONLY transaction instead of
+    autocommit reads; SQLite: its deferred transaction already reads one snapshot). Call it before the first
+    query."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        _read_only.set(False)
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ",
+                                                     "postgresql_readonly": True})
+
+
 def will_write() -> None:
     """This safe-method request writes too (e.g. the audit of a read, a failed PIN): on SQLite its transaction
     then takes the write lock at BEGIN and queues behind other writers instead of failing when it upgrades.

@@ -22,7 +22,7 @@ from services.indicators.schemas import (
 )
 from shared.auth import CurrentPrincipal, Principal, require_roles
 from shared.consumer import list_dead_letters, replay_dead_letter
-from shared.db import SessionDep
+from shared.db import SessionDep, one_snapshot
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 
 Operator = require_roles()  # admin only
@@ -47,7 +47,8 @@ def _scope(principal: Principal | None, governorate: str | None) -> frozenset[st
 @indicators.get("/summary", response_model=Summary)
 async def get_indicator_summary(session: SessionDep, principal: CurrentPrincipal,
                       governorate: GovernorateQuery = None) -> Summary:
-    """The programme's headline figures, for your governorates or one of them."""
+    """The programme's headline figures, for your governorates or one of them (all read in one snapshot)."""
+    await one_snapshot(session)
     return Summary(**await svc.summary(session=session, governorates=_scope(principal, governorate)))
 
 
@@ -193,6 +194,7 @@ async def get_public_indicator_summary(request: Request, session: SessionDep,
                              governorate: GovernorateQuery = None) -> PublicSummary:
     """The headline figures for anyone, no token needed. People directly assisted are suppressed (`null`)
     exactly as in the public breakdown by governorate, so no public output reveals a hidden cell."""
+    await one_snapshot(session)
     return PublicSummary(**await svc.public_summary(
         session=session, governorate=governorate,
         threshold=request.app.state.settings.public_suppression_threshold))
