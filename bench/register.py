@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -64,76 +65,78 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-async def run(url: str, people: int, concurrency: int) -> None:
-    token = issue_token(CommonSettings(), roles=["programme_manager"], sub="bench")
-    headers = {"Authorization": f"Bearer {token}"}
+def bench_client(url: str, concurrency: int, *roles: str) -> httpx.AsyncClient:
+    """A client on the gateway with a development token of ``roles``, pooled for ``concurrency`` writers."""
+    token = issue_token(CommonSettings(), roles=list(roles), sub="bench")
     limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30, limits=limits) as client:
-        resp = await client.post("/api/v1/communities", json={"name": "Bench", "district_pcode": "IQG15Q05"})
-        resp.raise_for_status()
-        community_id = resp.json()["id"]
-
-        async def registered() -> int:
-            resp = await client.get("/api/v1/indicators/summary")
-            if resp.status_code != 200:
-                raise SystemExit(f"summary answered {resp.status_code}: {resp.text}")
-            return resp.json()["beneficiaries_registered"]
-
-        baseline = await registered()
-        done_at: list[float] = []
-        seen: list[tuple[float, int]] = []
-        stop = asyncio.Event()
-
-        async def poll() -> None:
-            while True:
-                count = await registered()
-                seen.append((time.perf_counter(), count - baseline))
-                if stop.is_set() and count - baseline >= len(done_at):
-                    return
-                await asyncio.sleep(0.02)
-
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for i in range(people):
-            queue.put_nowait(i)
-        failures: dict[int, int] = {}
-
-        async def worker() -> None:
-            while not queue.empty():
-                i = queue.get_nowait()
-                body = {"first_name": FIRST[i % len(FIRST)], "father_name": synthetic_name(i, 1),
-                        "grandfather_name": synthetic_name(i, 2),
-                        "sex": "female" if i % 2 else "male", "date_of_birth": f"{1940 + i % 65}-03-0{1 + i % 9}",
-                        "displacement_status": ("idp", "returnee", "host_community")[i % 3],
-                        "community_id": community_id, "consent": {"given": True, "obtained_on": "2026-11-01"}}
-                resp = await client.post("/api/v1/beneficiaries", json=body)
-                if resp.status_code == 201:
-                    done_at.append(time.perf_counter())
-                else:
-                    failures[resp.status_code] = failures.get(resp.status_code, 0) + 1
-
-        poller = asyncio.create_task(poll())
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-        stop.set()
-        await asyncio.wait_for(poller, 60)
-
-    lags = []
-    for k, t in enumerate(sorted(done_at), start=1):
-        counted = next((when for when, count in seen if count >= k and when >= t), None)
-        if counted is None:
-            counted = next(when for when, count in seen if count >= k)
-        lags.append(max(0.0, counted - t))
-    print(f"people registered      {len(done_at)} (refused: {failures or 'none'}) "
-          f"with {concurrency} concurrent clients")
-    print(f"writes/s               {len(done_at) / elapsed:.1f}")
-    print(f"event → indicator lag  p50 {statistics.median(lags) * 1000:.0f} ms, "
-          f"p99 {percentile(lags, 99) * 1000:.0f} ms, max {max(lags) * 1000:.0f} ms")
+    return httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30, limits=limits)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--people", type=int, default=500)
+async def bench_community(client: httpx.AsyncClient) -> str:
+    resp = await client.post("/api/v1/communities", json={"name": "Bench", "district_pcode": "IQG15Q05"})
+    resp.raise_for_status()
+    return str(resp.json()["id"])
+
+
+class IndicatorWatch:
+    """Polls one figure of the indicators summary every 20 ms while the writes run (``async with``), and gives
+    each write's lag: from its 2xx (``written()``) until the figure counts it."""
+
+    def __init__(self, client: httpx.AsyncClient, figure: str) -> None:
+        self.client, self.figure = client, figure
+        self.done_at: list[float] = []
+        self.seen: list[tuple[float, int]] = []
+        self.stop = asyncio.Event()
+
+    async def value(self) -> int:
+        resp = await self.client.get("/api/v1/indicators/summary")
+        if resp.status_code != 200:
+            raise SystemExit(f"summary answered {resp.status_code}: {resp.text}")
+        return int(resp.json()[self.figure])
+
+    async def __aenter__(self) -> IndicatorWatch:
+        self.baseline = await self.value()
+        self.poller = asyncio.create_task(self._poll())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        if exc[0] is not None:
+            self.poller.cancel()
+            return
+        await asyncio.wait_for(self.poller, 60)
+
+    async def _poll(self) -> None:
+        while True:
+            count = await self.value() - self.baseline
+            self.seen.append((time.perf_counter(), count))
+            if self.stop.is_set() and count >= len(self.done_at):
+                return
+            await asyncio.sleep(0.02)
+
+    def written(self) -> None:
+        self.done_at.append(time.perf_counter())
+
+    def lags(self) -> list[float]:
+        lags = []
+        for k, t in enumerate(sorted(self.done_at), start=1):
+            counted = next((when for when, count in self.seen if count >= k and when >= t), None)
+            if counted is None:
+                counted = next(when for when, count in self.seen if count >= k)
+            lags.append(max(0.0, counted - t))
+        return lags
+
+
+def print_lag(label: str, lags: list[float]) -> None:
+    print(f"{label:<22} p50 {statistics.median(lags) * 1000:.0f} ms, p99 {percentile(lags, 99) * 1000:.0f} ms, "
+          f"max {max(lags) * 1000:.0f} ms")
+
+
+def bench_main(doc: str | None, size: str, default: int, run: Callable[[str, int, int], Awaitable[None]]) -> None:
+    """The command line every bench shares: ``--<size> N``, ``--concurrency``, and ``--url`` of a running gateway
+    or, without it, its own ``crp dev`` (on ``--database-url`` if given)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(f"--{size}", type=int, default=default)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--url", help="a running gateway; default: start crp dev")
     parser.add_argument("--database-url", help="with no --url: run the services on this PostgreSQL")
@@ -143,11 +146,49 @@ def main() -> None:
     if url is None:
         proc, url = start_platform(args.database_url)
     try:
-        asyncio.run(run(url, args.people, args.concurrency))
+        asyncio.run(run(url, getattr(args, size), args.concurrency))
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
+
+
+async def run(url: str, people: int, concurrency: int) -> None:
+    async with bench_client(url, concurrency, "programme_manager") as client:
+        community_id = await bench_community(client)
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(people):
+            queue.put_nowait(i)
+        failures: dict[int, int] = {}
+
+        async with IndicatorWatch(client, "beneficiaries_registered") as watch:
+
+            async def worker() -> None:
+                while not queue.empty():
+                    i = queue.get_nowait()
+                    body = {"first_name": FIRST[i % len(FIRST)], "father_name": synthetic_name(i, 1),
+                            "grandfather_name": synthetic_name(i, 2),
+                            "sex": "female" if i % 2 else "male", "date_of_birth": f"{1940 + i % 65}-03-0{1 + i % 9}",
+                            "displacement_status": ("idp", "returnee", "host_community")[i % 3],
+                            "community_id": community_id, "consent": {"given": True, "obtained_on": "2026-11-01"}}
+                    resp = await client.post("/api/v1/beneficiaries", json=body)
+                    if resp.status_code == 201:
+                        watch.written()
+                    else:
+                        failures[resp.status_code] = failures.get(resp.status_code, 0) + 1
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            elapsed = time.perf_counter() - started
+
+    print(f"people registered      {len(watch.done_at)} (refused: {failures or 'none'}) "
+          f"with {concurrency} concurrent clients")
+    print(f"writes/s               {len(watch.done_at) / elapsed:.1f}")
+    print_lag("event → indicator lag", watch.lags())
+
+
+def main() -> None:
+    bench_main(__doc__, "people", 500, run)
 
 
 if __name__ == "__main__":
