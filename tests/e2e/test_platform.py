@@ -58,24 +58,34 @@ class RunningPlatform:
 
 
 def start_platform(data_dir: Path, **env_extra: str) -> RunningPlatform:
-    """``crp dev`` as a user runs it (the embedded defaults, plus ``env_extra``), once it says it is ready."""
-    port = free_block()
+    """``crp dev`` as a user runs it (the embedded defaults, plus ``env_extra``), once it says it is ready.
+
+    Another process on the machine can take a port of the block between ``free_block`` and the bind: then the
+    platform is started again on another block (at most three times); any other early exit fails at once."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRP_")}
     env.update(env_extra)
-    proc = subprocess.Popen([*CRP, "dev", "--port", str(port), "--data-dir", str(data_dir)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output: list[str] = []
-    deadline = time.monotonic() + 120
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            logs = "".join(p.read_text()[-3000:] for p in (data_dir / "logs").glob("*.log"))
-            raise AssertionError(f"crp dev exited early: {''.join(output)}\n{logs}")
-        output.append(line)
-        if line.startswith("Press Ctrl-C"):
-            break
-    return RunningPlatform(proc, port, output, data_dir)
+    for attempt in range(3):
+        port = free_block()
+        proc = subprocess.Popen([*CRP, "dev", "--port", str(port), "--data-dir", str(data_dir)], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        output: list[str] = []
+        deadline = time.monotonic() + 120
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                logs = "".join(p.read_text()[-3000:] for p in (data_dir / "logs").glob("*.log"))
+                if "address already in use" in logs and attempt < 2:
+                    for log in (data_dir / "logs").glob("*.log"):
+                        log.unlink()
+                    break
+                raise AssertionError(f"crp dev exited early: {''.join(output)}\n{logs}")
+            output.append(line)
+            if line.startswith("Press Ctrl-C"):
+                return RunningPlatform(proc, port, output, data_dir)
+        else:
+            return RunningPlatform(proc, port, output, data_dir)
+    raise AssertionError("crp dev could not bind a free port block three times")
 
 
 def stop_platform(running: RunningPlatform) -> None:
