@@ -48,8 +48,13 @@ class BackgroundWorker:
         """Cancel and wait a bounded time: a stuck worker must not keep the process from stopping."""
         if self._task is None:
             return
-        self._task.cancel()
-        done, _ = await asyncio.wait({self._task}, timeout=timeout)
+        # Cancel again until it ends: on Python 3.11, ``asyncio.wait_for`` swallows a cancellation that lands as
+        # the awaited event fires (a commit's wake-up, say), and the loop would go on until the timeout.
+        deadline = asyncio.get_running_loop().time() + timeout
+        done: set[asyncio.Task[None]] = set()
+        while not done and (left := deadline - asyncio.get_running_loop().time()) > 0:
+            self._task.cancel()
+            done, _ = await asyncio.wait({self._task}, timeout=min(0.05, left))
         if not done:
             stack = "".join(traceback.format_list(traceback.extract_stack(self._task.get_stack()[-1])))
             log.error("%s did not stop within %.0fs; abandoning it at:\n%s", self.name, timeout, stack)
