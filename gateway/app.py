@@ -18,7 +18,6 @@ from typing import Any
 import aiohttp
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,7 +31,7 @@ from gateway.openapi import MergedOpenAPI
 from gateway.proxy import FORWARDED, REQUEST_DROP, Proxy
 from gateway.settings import PUBLIC_PREFIX, GatewaySettings
 from shared.auth import Principal, TokenVerifier, bearer_token, single_authorization
-from shared.db import create_engine, create_sessionmaker
+from shared.db import create_engine, create_sessionmaker, database_answers
 from shared.docs import install_docs
 from shared.errors import BadRequest, PayloadTooLarge, Unauthorized, install_error_handlers, problem_response
 from shared.migrations import metadata_of, upgrade
@@ -344,9 +343,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         timeout = aiohttp.ClientTimeout(total=settings.readiness_timeout_seconds)
 
         async def database() -> str:
-            async with request.app.state.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            return "ok"
+            return "ok" if await database_answers(request.app.state.engine) else "unavailable"
 
         async def service(name: str) -> str:
             url = settings.upstreams.get(name)

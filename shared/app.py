@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -12,14 +11,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
 from shared.auth import TokenVerifier, roles_of
 from shared.bus import Bus
 from shared.consumer import CONSUMER_TABLES, EventApplier, EventConsumer, Handler
-from shared.db import create_engine, create_sessionmaker
+from shared.db import create_engine, create_sessionmaker, database_answers
 from shared.docs import install_docs
 from shared.errors import install_error_handlers, problem_response
 from shared.housekeeping import Housekeeping
@@ -206,9 +205,7 @@ def health_router() -> APIRouter:
         state = request.app.state
 
         async def database() -> bool:
-            async with state.engine.connect() as conn:
-                await asyncio.wait_for(conn.execute(text("SELECT 1")), 2)
-            return True
+            return await database_answers(state.engine, timeout=2)
 
         async def nats() -> bool:
             return bool(state.bus.connected)

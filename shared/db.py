@@ -277,14 +277,21 @@ async def database_answers(bind: AsyncEngine | AsyncConnection, timeout: float =
     """A fresh ``SELECT 1`` on its own connection (a read, so on SQLite it never waits for a writer).
 
     ``bind`` is a session's bind: an engine, or the connection a session was bound to.
+    A first attempt that finds its pooled connection broken (the server restarted) is made again once: that
+    failure invalidated the pool, so the second attempt opens a new connection, and a database that is back
+    is reported as back.
     """
     engine = bind.engine if isinstance(bind, AsyncConnection) else bind
     token = _read_only.set(True)
     try:
-        async with asyncio.timeout(timeout), engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        return True
-    except Exception:
+        for attempt in (1, 2):
+            try:
+                async with asyncio.timeout(timeout), engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+                return True
+            except Exception as exc:
+                if attempt == 2 or not is_connection_error(exc):
+                    return False
         return False
     finally:
         _read_only.reset(token)

@@ -1,12 +1,12 @@
-"""Faults, on real processes this test starts itself (never a server it did not start): kill -9 NATS during a
-burst of writes to every service and start it again; kill -9 the indicators service mid-consumption; kill -9 the
-writing services between commit and relay; restart a private PostgreSQL cluster under load. After each recovery
-nothing acknowledged is lost and the indicators equal the truth recomputed from the services' own records
-(`crp indicators reconcile`): zero lost, zero double counted. The figures are printed (``-s``).
+"""Faults and load, on real processes this test starts itself (never a server it did not start): kill -9 NATS
+during a burst of writes to every service and start it again; kill -9 the indicators service mid-consumption;
+kill -9 the writing services between commit and relay; restart a private PostgreSQL cluster under load; a mixed
+load through the gateway. After each, nothing acknowledged is lost and the indicators equal the truth recomputed
+from the services' own records (`crp indicators reconcile`): zero lost, zero double counted. The figures are
+printed (``-s``).
 
-Bounded for CI: the default run kills the indicators service and the writers (with NATS down) on a few rounds;
-``make faults`` (CRP_FAULT_ROUNDS) runs every fault, NATS killed mid-burst and PostgreSQL crashed under load
-included, at full size.
+Bounded for CI: a few rounds of each fault and a short load; ``make faults`` (CRP_FAULT_ROUNDS) runs the faults
+at full size and ``make load`` the load for minutes.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.load import run_load
 from bench.workload import Workload, double_counted, headers, reconcile
 from services.cli import Platform, free_port, http_ok, start_nats
 from shared import catalog
@@ -33,8 +34,7 @@ from tests.e2e.test_platform import free_block
 
 pytestmark = pytest.mark.e2e
 ROUNDS = int(os.environ.get("CRP_FAULT_ROUNDS", "3"))
-full_run = pytest.mark.skipif("CRP_FAULT_ROUNDS" not in os.environ,
-                              reason="the longer faults run in `make faults` (the CI budget)")
+LOAD_SECONDS = float(os.environ.get("CRP_LOAD_SECONDS", "15"))
 WRITERS = ("beneficiaries", "grants", "training", "feedback")
 
 
@@ -158,7 +158,6 @@ def check(name: str, harness_url: str, work: Workload) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
 
 
-@full_run
 def test_kill_nats_during_a_burst_of_writes(harness: Harness) -> None:
     work = Workload(harness.url, retry_seconds=60)
     work.setup()
@@ -211,6 +210,23 @@ def test_kill_services_between_commit_and_relay(harness: Harness) -> None:
     work.close()
 
 
+def test_a_mixed_load_through_the_gateway_loses_nothing_and_leaves_exact_figures(harness: Harness) -> None:
+    """Registrations, grants, enrolments with attendance, feedback, activities and reads from four clients at
+    once: no server error, every acknowledged record still there, the indicators exact once drained."""
+    report = run_load(harness.url, seconds=LOAD_SECONDS, clients=4,
+                      indicators_port=harness.service_port("indicators"))
+    print()
+    report.print(harness.url)
+    operations = report.operations
+    assert {"register", "grant", "enrolment", "feedback", "read_summary"} <= set(operations), operations.keys()
+    assert all(latencies for latencies, _ in operations.values()), operations
+    assert not [(op, errors) for op, (_, errors) in operations.items() if errors], operations
+    assert not report.lost()
+    assert report.reconcile.returncode == 0, report.reconcile.stdout[-3000:] + report.reconcile.stderr[-2000:]
+    for work in report.workers:
+        work.close()
+
+
 # -- PostgreSQL ---------------------------------------------------------------------------------------------------
 def postgres_binaries() -> Path | None:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
@@ -257,7 +273,6 @@ class PrivatePostgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@full_run
 def test_restart_postgresql_under_load(tmp_path: Path) -> None:
     bin_dir = postgres_binaries()
     if bin_dir is None or (os.geteuid() == 0 and shutil.which("runuser") is None):
