@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 dev: $(STAMP)
 	$(BIN)/crp dev $(ARGS)
 
+# Two test processes (JOBS=0 for one): much of a test's time is spent waiting on a server or a process.
+# --dist loadfile keeps each module's tests, and so its module-scoped platform, on one process.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(filter-out 0,$(or $(JOBS),2)),-n $(or $(JOBS),2) --dist loadfile) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
