@@ -275,17 +275,22 @@ async def test_batches_find_duplicates_in_the_batch_in_earlier_batches_and_in_th
                 date_of_birth="1975-02-02"),                                              # 5 the registry
         csv_row(cid, first_name="Zainab", father_name="Kareem", date_of_birth="1993-03-10"),  # 6 another year
         csv_row(cid, first_name="Zaynab", father_name="Karim", date_of_birth="1993-05-05"),   # 7 row 6, earlier batch
+        csv_row(cid, first_name="Muna", father_name="Adnan", national_id="IQ-42-42"),        # 8 created
+        csv_row(cid, first_name="Salma", father_name="Nabil", national_id="iq 4242"),        # 9 row 8's ID
     ])
     resp = await client.post("/api/v1/beneficiaries/imports", content=upload,
                              headers={**env.token("case_worker"), "Content-Type": "text/csv"})
     job = await finished(client, env, resp.json()["id"])
-    assert (job["created_rows"], job["duplicate_rows"], job["invalid_rows"]) == (3, 4, 0)
+    assert (job["created_rows"], job["duplicate_rows"], job["invalid_rows"]) == (4, 5, 0)
     rows = {r["row_number"]: r for r in await report(client, env, job["id"])}
     expected = {2: (rows[1]["beneficiary_id"], 1), 4: (rows[3]["beneficiary_id"], 3), 5: (registry_id, None),
                 7: (rows[6]["beneficiary_id"], 6)}
     for n, (candidate_id, row_number) in expected.items():
         assert rows[n]["status"] == "duplicate"
         assert [(c["id"], c["row_number"]) for c in rows[n]["candidates"]] == [(candidate_id, row_number)], n
+    assert rows[8]["status"] == "created"  # the same national ID in the same batch: refused, the holder not named
+    assert rows[9]["status"] == "duplicate" and rows[9]["candidates"] == []
+    assert rows[9]["errors"][0]["loc"] == ["national_id"]
     # The same scoring as a single registration: the same record posted alone gets the same candidate and score.
     single = await client.post("/api/v1/beneficiaries", headers=env.token("case_worker"), json=person(
         cid, first_name="Umar", father_name="Saleem", grandfather_name=None, sex="male", date_of_birth="1970-01-01",
@@ -294,7 +299,7 @@ async def test_batches_find_duplicates_in_the_batch_in_earlier_batches_and_in_th
     [candidate] = single.json()["candidates"]
     assert {k: candidate[k] for k in ("id", "score", "reasons")} == {
         k: rows[4]["candidates"][0][k] for k in ("id", "score", "reasons")}
-    assert await count(app, Beneficiary) == 4
+    assert await count(app, Beneficiary) == 5
 
 
 async def test_a_batch_failing_midway_writes_nothing_and_the_job_resumes(env: Env) -> None:
