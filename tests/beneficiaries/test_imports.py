@@ -18,7 +18,7 @@ from services.beneficiaries.app import create_app, service
 from services.beneficiaries.config import BeneficiariesSettings
 from services.beneficiaries.imports import service as imports
 from services.beneficiaries.imports.models import ImportJob, ImportRow
-from services.beneficiaries.models import Beneficiary
+from services.beneficiaries.models import Beneficiary, DuplicateReview
 from shared.audit import AuditEntry
 from shared.auth import Principal
 from shared.db import create_engine, create_sessionmaker
@@ -300,6 +300,15 @@ async def test_batches_find_duplicates_in_the_batch_in_earlier_batches_and_in_th
     assert {k: candidate[k] for k in ("id", "score", "reasons")} == {
         k: rows[4]["candidates"][0][k] for k in ("id", "score", "reasons")}
     assert await count(app, Beneficiary) == 5
+    # A reviewer's confirmation registers the row and queues the pair for review, as a confirmed registration does.
+    resp = await client.post(f"/api/v1/beneficiaries/imports/{job['id']}/confirmations", json={"rows": [2, 4]},
+                             headers=env.token("case_worker"))
+    assert resp.status_code == 200 and [r["status"] for r in resp.json()] == ["created", "created"]
+    async with app.state.sessionmaker() as session:
+        pairs = {(r.beneficiary_id, r.candidate_id, r.source) for r in (await session.execute(
+            select(DuplicateReview))).scalars()}
+    assert pairs == {(r["beneficiary_id"], rows[n]["candidates"][0]["id"], "registration")
+                     for n, r in zip((2, 4), resp.json(), strict=True)}
 
 
 async def test_a_batch_failing_midway_writes_nothing_and_the_job_resumes(env: Env) -> None:
