@@ -6,8 +6,9 @@
 
 Runs the beneficiaries service in process (its lifespan: migrations, outbox relay, the import worker),
 uploads one CSV through `POST /api/v1/beneficiaries/imports` and polls the job until it is complete.
-Every row goes through the single-registration path (validation, consent, matching against the registry and
-the earlier rows, audit, outbox event). A share of the rows (`--duplicates`) repeats an earlier person with
+Every row goes through the import path with the single-registration rules (validation, consent, scope,
+matching against the registry and the file's earlier rows, audit, outbox event), a batch of rows
+(--batch-size) per transaction. A share of the rows (`--duplicates`) repeats an earlier person with
 another spelling, so matching has work to do. Without --database-url it uses a SQLite file in a temporary
 folder; it uses its own stream and PostgreSQL schema (removed at the end); without --nats-url it starts a
 NATS server from the wheel.
@@ -146,7 +147,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--duplicates", type=float, default=0.05)
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=500)  # the service's default
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--nats-url")
     parser.add_argument("--database-url")

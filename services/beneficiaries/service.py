@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Integer, Select, String, and_, bindparam, column, insert, select, text, values
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
@@ -43,11 +45,12 @@ from services.beneficiaries.schemas import (
     HouseholdCreate,
     RescanResult,
 )
-from shared.audit import audit
+from shared.audit import AuditEntry, audit
 from shared.auth import Principal
 from shared.concurrency import lock_rows
 from shared.db import advisory_xact_lock, after_commit, utcnow
 from shared.errors import Conflict, NotFound, Unprocessable
+from shared.events import CloudEvent, EventData
 from shared.events.beneficiaries import (
     BeneficiaryConsentWithdrawn,
     BeneficiaryErased,
@@ -56,7 +59,8 @@ from shared.events.beneficiaries import (
     BeneficiaryUpdated,
     CommunityCreated,
 )
-from shared.outbox import Outbox
+from shared.observability import request_id_var, trace_var
+from shared.outbox import Outbox, OutboxMessage
 from shared.pii import check_chain, current_chain, keyed_hash, needs_rewrap, rewrap
 from shared.scope import get_in_scope, read_in_scope, select_filtered, select_in_scope
 from shared.settings import CommonSettings
@@ -161,7 +165,7 @@ def _has_disability(disability: dict[str, Any] | None) -> bool:
     return disability is not None and Disability(**disability).has_disability
 
 
-def _snapshot(b: Beneficiary) -> dict[str, Any]:
+def _snapshot(b: Beneficiary | Any) -> dict[str, Any]:
     """The pseudonymous facts every beneficiary event carries."""
     return dict(beneficiary_id=b.id, revision=b.version, sex=b.sex, birth_year=b.birth_year,
                 displacement_status=b.displacement_status, community_id=b.community_id,
@@ -280,6 +284,36 @@ def _national_id_conflict() -> Conflict:
                     "record may be outside your governorates.", slug="duplicate-national-id", candidates=[])
 
 
+_BENEFICIARY_COLUMNS = tuple(c.key for c in Beneficiary.__table__.c)  # type: ignore[attr-defined]
+
+
+def _new_beneficiary(settings: CommonSettings, data: BeneficiaryCreate, community: Community | Any,
+                     name: PersonName, key: str, now: datetime) -> dict[str, Any]:
+    """Every column of the record a checked registration writes (a single one or a bulk import's row alike)."""
+    values = dict.fromkeys(_BENEFICIARY_COLUMNS) | data.model_dump(include={
+        "first_name", "father_name", "grandfather_name", "family_name", "sex", "date_of_birth",
+        "displacement_status", "household_id", "phone"})
+    values.update(
+        id=new_id(), version=1, search_key=search_key(name), blocking_key=key, birth_year=data.date_of_birth.year,
+        community_id=community.id, district_pcode=community.district_pcode,
+        governorate_pcode=community.governorate_pcode,
+        national_id_hash=keyed_hash(settings, data.national_id) if data.national_id else None,
+        national_id_key=current_chain(settings) if data.national_id else None,
+        disability=data.disability.model_dump() if data.disability else None,
+        consent_obtained_on=data.consent.obtained_on, created_at=now, updated_at=now,
+    )
+    return values
+
+
+def _registered_fields(data: BeneficiaryCreate) -> set[str]:
+    """What the audit entry of a registration lists (field names only)."""
+    return data.model_fields_set - {"confirm_not_duplicate"}
+
+
+def _registered_event(beneficiary: Beneficiary | Any) -> BeneficiaryRegistered:
+    return BeneficiaryRegistered(**_snapshot(beneficiary), registered_at=beneficiary.created_at)
+
+
 async def register(*, session: AsyncSession, outbox: Outbox, settings: CommonSettings, principal: Principal,
                    data: BeneficiaryCreate) -> Beneficiary:
     """Register a person, refusing probable duplicates (anywhere in the country) unless the caller confirms they
@@ -298,25 +332,162 @@ async def register(*, session: AsyncSession, outbox: Outbox, settings: CommonSet
     if found and not data.confirm_not_duplicate:
         raise duplicate_conflict(principal, found)
 
-    now = utcnow()
-    beneficiary = Beneficiary(
-        **data.model_dump(include={"first_name", "father_name", "grandfather_name", "family_name", "sex",
-                                   "date_of_birth", "displacement_status", "household_id", "phone"}),
-        search_key=search_key(name), blocking_key=key, birth_year=birth_year, community_id=community.id,
-        district_pcode=community.district_pcode, governorate_pcode=community.governorate_pcode,
-        national_id_hash=keyed_hash(settings, data.national_id) if data.national_id else None,
-        national_id_key=current_chain(settings) if data.national_id else None,
-        disability=data.disability.model_dump() if data.disability else None,
-        consent_obtained_on=data.consent.obtained_on, created_at=now, updated_at=now,
-    )
+    beneficiary = Beneficiary(**_new_beneficiary(settings, data, community, name, key, utcnow()))
     session.add(beneficiary)
     audit(session, principal=principal, entity="beneficiary", entity_id=beneficiary.id, action="registered",
-          fields=data.model_fields_set - {"confirm_not_duplicate"})
-    outbox.emit(session, BeneficiaryRegistered(**_snapshot(beneficiary), registered_at=now),
-                subject_id=beneficiary.id)
+          fields=_registered_fields(data))
+    outbox.emit(session, _registered_event(beneficiary), subject_id=beneficiary.id)
     await session.flush()
     await _queue_reviews(session, [_review_row(beneficiary.id, f, "registration") for f in found], "registration")
     return beneficiary
+
+
+# -- many registrations at once (bulk import) ---------------------------------------------------------
+async def _lock_blocks(session: AsyncSession, keys: Iterable[str]) -> None:
+    """``_lock_block`` for many keys in one round trip, taken in one global order (the lock ids'), so two
+    imports locking overlapping blocks queue instead of deadlocking. No-op on SQLite (BEGIN IMMEDIATE)."""
+    keys = sorted(set(keys))
+    if keys and session.bind.dialect.name == "postgresql":
+        await session.execute(text(
+            "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT hashtext('beneficiary-block:' || k) AS h "
+            "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS ordered"), {"keys": keys})
+
+
+async def _places(session: AsyncSession, principal: Principal,
+                  items: Sequence[BeneficiaryCreate]) -> list[Community | Any | Unprocessable]:
+    """``_community_for_write`` and ``_household_for_write`` for many registrations: two queries in all.
+    Each item's community (a read-only row), or the 422 the single path would raise for it."""
+    tables: Any = Community.__table__, Household.__table__  # type: ignore[attr-defined]
+    communities = {row.id: row for row in (await session.execute(select(*tables[0].c).where(
+        tables[0].c.id.in_({d.community_id for d in items})))).all() if principal.sees(row.governorate_pcode)}
+    wanted = {d.household_id for d in items if d.household_id}
+    households = {row.id: row for row in (await session.execute(select(*tables[1].c).where(
+        tables[1].c.id.in_(wanted)))).all() if principal.sees(row.governorate_pcode)} if wanted else {}
+    places: list[Community | Any | Unprocessable] = []
+    for data in items:
+        community = communities.get(data.community_id)
+        household = households.get(data.household_id) if data.household_id else None
+        if community is None:
+            places.append(_field_error("community_id", f"unknown community {data.community_id!r}"))
+        elif data.household_id and household is None:
+            places.append(_field_error("household_id", f"unknown household {data.household_id!r}"))
+        elif household is not None and household.community_id != community.id:
+            places.append(_field_error("household_id", "the household belongs to another community"))
+        else:
+            places.append(community)
+    return places
+
+
+async def _blocks(session: AsyncSession, wanted: set[tuple[str, int]]) -> dict[tuple[str, int], list[Any]]:
+    """``_block_query`` for many (blocking key, birth year) pairs: the registry's people of those blocks, by pair.
+
+    One query per 500 pairs, joining them as a VALUES list to the (blocking_key, birth_year) index (SQLite does
+    not use an index for a row-value ``IN``; a join of a VALUES CTE it does, and so does PostgreSQL)."""
+    table: Any = Beneficiary.__table__  # type: ignore[attr-defined]
+    people: dict[tuple[str, int], list[Any]] = defaultdict(list)
+    pairs = sorted(wanted)
+    for start in range(0, len(pairs), 500):
+        blocks = values(column("key", String), column("year", Integer), name="blocks").data(
+            pairs[start:start + 500]).cte("blocks")
+        stmt = (select(*(table.c[c.key] for c in _BLOCK_COLUMNS), table.c.blocking_key, table.c.birth_year)
+                .select_from(blocks).join(table, and_(table.c.blocking_key == blocks.c.key,
+                                                      table.c.birth_year == blocks.c.year))
+                .where(table.c.merged_into_id.is_(None)))
+        for row in await session.execute(stmt):
+            people[(row.blocking_key, row.birth_year)].append(row)
+    return people
+
+
+async def _national_ids_on_file(session: AsyncSession, settings: CommonSettings,
+                                national_ids: Sequence[str]) -> set[str]:
+    """``_national_id_owner`` for many IDs at once: those of ``national_ids`` someone already holds."""
+    if not national_ids:
+        return set()
+    chains = set((await session.execute(select(Beneficiary.national_id_key).distinct().where(
+        Beneficiary.national_id_key.is_not(None)))).scalars())  # type: ignore[union-attr]
+    chains.add(current_chain(settings))
+    hashes = {keyed_hash(settings, nid, chain): nid for nid in national_ids for chain in chains}
+    held = set((await session.execute(select(Beneficiary.national_id_hash).where(
+        Beneficiary.national_id_hash.in_(hashes)))).scalars())  # type: ignore[union-attr]
+    return {hashes[h] for h in held}
+
+
+def _outbox_row(outbox: Outbox, data: EventData, *, subject_id: str, now: datetime) -> dict[str, Any]:
+    """The outbox row ``Outbox.emit`` adds for ``data`` (same envelope, subject and trace), for a bulk INSERT."""
+    event = CloudEvent.wrap(data, source=outbox.settings.source, subject=subject_id, traceparent=trace_var.get())
+    return dict(event_id=event.id, subject=data.subject(outbox.settings.subject_prefix),
+                payload=event.model_dump_json().encode(), created_at=now, published_at=None)
+
+
+async def register_many(*, session: AsyncSession, outbox: Outbox, settings: CommonSettings, principal: Principal,
+                        items: Sequence[BeneficiaryCreate]) -> list[Any]:
+    """``register`` for many people in one transaction, in order, with a few set-based statements instead of a
+    round of them per person: for each item, the registration made (its columns, as attributes) or the error
+    ``register`` would raise (``Unprocessable``, ``Conflict``).
+
+    The same rules as one by one: the caller's scope and the community/household checks, national-ID uniqueness,
+    and duplicate matching with the same blocking keys and ``compare``, against the registry *and* the items
+    before it in ``items`` (as if each had been registered before the next). The records, their audit entries and
+    their ``BeneficiaryRegistered`` events (the same as ``register``'s) are written with one INSERT per table.
+
+    Concurrency: the blocks of all items are locked first (PostgreSQL, the same advisory locks as ``register``,
+    in one order), then the registry is read, so a registration or another import of the same block commits
+    either before (and is matched) or waits for this transaction. A national ID registered meanwhile under
+    another block makes the unique index refuse the whole transaction (the caller retries it: nothing is kept).
+    """
+    places = await _places(session, principal, items)
+    names = [_person_name(data) for data in items]
+    keys = [blocking_key(name) for name in names]
+    band = range(-BIRTH_YEAR_BAND, BIRTH_YEAR_BAND + 1)
+    checked = [i for i, place in enumerate(places) if not isinstance(place, Unprocessable)]
+    await _lock_blocks(session, (keys[i] for i in checked))
+    taken_ids = await _national_ids_on_file(session, settings, [
+        items[i].national_id for i in checked if items[i].national_id])  # type: ignore[misc]
+    registry = await _blocks(session, {(keys[i], items[i].date_of_birth.year + d) for i in checked for d in band})
+
+    now = utcnow()
+    results: list[Any] = []
+    created: list[tuple[Any, BeneficiaryCreate]] = []
+    reviews: list[dict[str, Any]] = []
+    earlier: dict[tuple[str, int], list[Any]] = defaultdict(list)  # registered by the items before
+    taken_hashes: set[str] = set()
+    for data, name, key, place in zip(items, names, keys, places, strict=True):
+        if isinstance(place, Unprocessable):
+            results.append(place)
+            continue
+        # The record's columns, as attributes (a model instance costs more than the rest of the row).
+        beneficiary = SimpleNamespace(**_new_beneficiary(settings, data, place, name, key, now))
+        if data.national_id and (data.national_id in taken_ids or beneficiary.national_id_hash in taken_hashes):
+            results.append(_national_id_conflict())
+            continue
+        year = beneficiary.birth_year
+        found = []
+        for row in [r for d in band for r in (*registry.get((key, year + d), ()), *earlier.get((key, year + d), ()))]:
+            match = compare(name, _row_name(row))
+            if match.score >= DUPLICATE_THRESHOLD:
+                found.append(Found(id=row.id, governorate_pcode=row.governorate_pcode, match=match))
+        found.sort(key=lambda f: f.match.score, reverse=True)
+        if found and not data.confirm_not_duplicate:
+            results.append(duplicate_conflict(principal, found))
+            continue
+        results.append(beneficiary)
+        created.append((beneficiary, data))
+        earlier[(key, year)].append(beneficiary)
+        if beneficiary.national_id_hash:
+            taken_hashes.add(beneficiary.national_id_hash)
+        reviews += [_review_row(beneficiary.id, f, "registration") for f in found]
+    if created:
+        request_id = request_id_var.get()
+        await session.execute(insert(Beneficiary.__table__), [vars(b) for b, _ in created])  # type: ignore[attr-defined]
+        await session.execute(insert(AuditEntry.__table__), [  # type: ignore[attr-defined]
+            dict(entity="beneficiary", entity_id=b.id, action="registered", actor=principal.sub,
+                 fields=json.dumps(sorted(_registered_fields(data))), request_id=request_id, at=now)
+            for b, data in created])
+        await session.execute(insert(OutboxMessage.__table__), [  # type: ignore[attr-defined]
+            _outbox_row(outbox, _registered_event(b), subject_id=b.id, now=now) for b, _ in created])
+        after_commit(session, outbox.wakeup.set)
+    await _queue_reviews(session, reviews, "registration")
+    return results
 
 
 async def get_beneficiary(*, session: AsyncSession, principal: Principal, beneficiary_id: str) -> Beneficiary:

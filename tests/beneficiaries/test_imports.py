@@ -1,4 +1,5 @@
-"""Bulk import: a job per upload, each row through the single-registration path, a per-row report."""
+"""Bulk import: a job per upload, its rows registered a batch at a time with the single-registration rules, a
+per-row report."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 
 from services.beneficiaries.app import create_app, service
 from services.beneficiaries.config import BeneficiariesSettings
 from services.beneficiaries.imports import service as imports
 from services.beneficiaries.imports.models import ImportJob, ImportRow
-from services.beneficiaries.models import Beneficiary
+from services.beneficiaries.models import Beneficiary, DuplicateReview
+from shared.audit import AuditEntry
 from shared.auth import Principal
 from shared.db import create_engine, create_sessionmaker
 from shared.events import CloudEvent
@@ -251,3 +254,159 @@ async def test_restart_resumes_without_half_applied_rows(env: Env) -> None:
         async with app.state.sessionmaker() as session:
             ids = (await session.execute(select(ImportRow.beneficiary_id))).scalars().all()
         assert len(set(ids)) == 5 and None not in ids
+
+
+# -- the batch path ----------------------------------------------------------------------------------------
+async def test_batches_find_duplicates_in_the_batch_in_earlier_batches_and_in_the_registry(api: Any,
+                                                                                            env: Env) -> None:
+    client, app = api  # three rows per batch
+    cid = await community(client, env)
+    haidar = person(cid, first_name="Haidar", father_name="Talib", grandfather_name="Kadhim",
+                    date_of_birth="1975-06-01")
+    resp = await client.post("/api/v1/beneficiaries", json=haidar, headers=env.token("case_worker"))
+    registry_id = resp.json()["id"]
+    upload = to_csv([
+        csv_row(cid),                                                                     # 1 created
+        csv_row(cid, first_name="Zaynab", father_name="Karim"),                           # 2 row 1, same batch
+        csv_row(cid, first_name="Omar", father_name="Salim", sex="male", date_of_birth="1970-01-01"),  # 3 created
+        csv_row(cid, first_name="Umar", father_name="Saleem", sex="male", date_of_birth="1970-01-01",
+                grandfather_name=""),                                                     # 4 row 3, earlier batch
+        csv_row(cid, first_name="حيدر", father_name="طالب", grandfather_name="", sex="male",
+                date_of_birth="1975-02-02"),                                              # 5 the registry
+        csv_row(cid, first_name="Zainab", father_name="Kareem", date_of_birth="1993-03-10"),  # 6 another year
+        csv_row(cid, first_name="Zaynab", father_name="Karim", date_of_birth="1993-05-05"),   # 7 row 6, earlier batch
+        csv_row(cid, first_name="Muna", father_name="Adnan", national_id="IQ-42-42"),        # 8 created
+        csv_row(cid, first_name="Salma", father_name="Nabil", national_id="iq 4242"),        # 9 row 8's ID
+    ])
+    resp = await client.post("/api/v1/beneficiaries/imports", content=upload,
+                             headers={**env.token("case_worker"), "Content-Type": "text/csv"})
+    job = await finished(client, env, resp.json()["id"])
+    assert (job["created_rows"], job["duplicate_rows"], job["invalid_rows"]) == (4, 5, 0)
+    rows = {r["row_number"]: r for r in await report(client, env, job["id"])}
+    expected = {2: (rows[1]["beneficiary_id"], 1), 4: (rows[3]["beneficiary_id"], 3), 5: (registry_id, None),
+                7: (rows[6]["beneficiary_id"], 6)}
+    for n, (candidate_id, row_number) in expected.items():
+        assert rows[n]["status"] == "duplicate"
+        assert [(c["id"], c["row_number"]) for c in rows[n]["candidates"]] == [(candidate_id, row_number)], n
+    assert rows[8]["status"] == "created"  # the same national ID in the same batch: refused, the holder not named
+    assert rows[9]["status"] == "duplicate" and rows[9]["candidates"] == []
+    assert rows[9]["errors"][0]["loc"] == ["national_id"]
+    # The same scoring as a single registration: the same record posted alone gets the same candidate and score.
+    single = await client.post("/api/v1/beneficiaries", headers=env.token("case_worker"), json=person(
+        cid, first_name="Umar", father_name="Saleem", grandfather_name=None, sex="male", date_of_birth="1970-01-01",
+        consent={"given": True, "obtained_on": "2026-10-01"}))
+    assert single.status_code == 409
+    [candidate] = single.json()["candidates"]
+    assert {k: candidate[k] for k in ("id", "score", "reasons")} == {
+        k: rows[4]["candidates"][0][k] for k in ("id", "score", "reasons")}
+    assert await count(app, Beneficiary) == 5
+    # A reviewer's confirmation registers the row and queues the pair for review, as a confirmed registration does.
+    resp = await client.post(f"/api/v1/beneficiaries/imports/{job['id']}/confirmations", json={"rows": [2, 4]},
+                             headers=env.token("case_worker"))
+    assert resp.status_code == 200 and [r["status"] for r in resp.json()] == ["created", "created"]
+    async with app.state.sessionmaker() as session:
+        pairs = {(r.beneficiary_id, r.candidate_id, r.source) for r in (await session.execute(
+            select(DuplicateReview))).scalars()}
+    assert pairs == {(r["beneficiary_id"], rows[n]["candidates"][0]["id"], "registration")
+                     for n, r in zip((2, 4), resp.json(), strict=True)}
+
+
+async def test_a_batch_failing_midway_writes_nothing_and_the_job_resumes(env: Env) -> None:
+    settings = env.settings(BeneficiariesSettings, import_batch_size=3)
+    app = create_app(settings)
+    async with running(app) as client:
+        cid = await community(client, env)
+
+        async def relayed() -> bool:  # stop once the relay is idle (not between its read and its mark)
+            async with app.state.sessionmaker() as session:
+                return (await session.execute(select(func.count()).select_from(OutboxMessage).where(
+                    OutboxMessage.published_at.is_(None)))).scalar_one() == 0  # type: ignore[union-attr]
+        await eventually(relayed)
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    principal = Principal(sub="clerk", roles=frozenset({"case_worker"}), governorates=frozenset({"*"}))
+    records = [csv_row(cid, first_name=name, date_of_birth=f"19{50 + i}-05-05")
+               for i, name in enumerate(["Ali", "Sara", "Muna", "Fadhil", "Rami", "Huda", "Basim"])]
+
+    async def counts() -> tuple[int, ...]:
+        async with sessionmaker() as session:
+            return tuple([(await session.execute(select(func.count()).select_from(model))).scalar_one()
+                          for model in (Beneficiary, OutboxMessage, AuditEntry)]
+                         + [(await session.execute(select(func.count()).select_from(ImportRow).where(
+                             ImportRow.status != "pending"))).scalar_one()])
+
+    try:
+        async with sessionmaker() as session, session.begin():
+            job, _ = await imports.create_import(session=session, settings=settings, principal=principal,
+                                                 body=to_csv(records), content_type="text/csv")
+        async with sessionmaker() as session, session.begin():
+            assert await imports.process_batch(session=session, outbox=Outbox(settings), settings=settings,
+                                               job_id=job.id, batch_size=3)
+        after_first = await counts()
+        assert after_first[0] == 3 and after_first[3] == 3
+        # A real constraint refuses the second batch's outcomes, the last thing it writes (after its records,
+        # audit entries and events): a second created row from row 4 on breaks this unique index.
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE UNIQUE INDEX test_poison ON beneficiary_import_rows (status) "
+                                    "WHERE status = 'created' AND row_number >= 4"))
+        with pytest.raises(IntegrityError):
+            async with sessionmaker() as session, session.begin():
+                await imports.process_batch(session=session, outbox=Outbox(settings), settings=settings,
+                                            job_id=job.id, batch_size=3)
+        assert await counts() == after_first  # no record, event, audit entry or outcome of the batch is kept
+        async with sessionmaker() as session:
+            stored = await session.get(ImportJob, job.id)
+            assert stored is not None and (stored.processed_rows, stored.created_rows) == (3, 3)
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP INDEX test_poison"))
+    finally:
+        await engine.dispose()
+    app = service.create_app(settings)
+    async with running(app) as client:  # the worker picks the job up again at row 4
+        job_public = await finished(client, env, job.id, role="programme_manager")
+        assert (job_public["processed_rows"], job_public["created_rows"]) == (7, 7)
+        assert await count(app, Beneficiary) == 7 and await count(app, AuditEntry) == 8  # and the community's
+        async with app.state.sessionmaker() as session:
+            ids = (await session.execute(select(ImportRow.beneficiary_id))).scalars().all()
+            events = (await session.execute(select(OutboxMessage.payload))).scalars().all()
+        assert len(set(ids)) == 7 and None not in ids
+        registered = [CloudEvent.model_validate_json(p) for p in events]
+        assert sorted(e.data["beneficiary_id"] for e in registered if e.type.endswith("registered.v1")) == sorted(ids)
+
+
+async def test_imported_rows_have_the_events_and_audit_of_single_registrations(api: Any, env: Env) -> None:
+    client, app = api
+    cid = await community(client, env)
+    disability = {"seeing": 1, "hearing": 1, "walking": 3, "cognition": 1, "self_care": 1, "communication": 1}
+    common = dict(sex="female", date_of_birth="1990-02-03", displacement_status="idp", phone="+9647701234567",
+                  disability=disability, consent={"given": True, "obtained_on": "2026-10-01"})
+    resp = await client.post("/api/v1/beneficiaries", headers=env.token("case_worker"), json=person(
+        cid, first_name="Rasha", father_name="Majid", grandfather_name="Raad", national_id="IQ-555-111", **common))
+    assert resp.status_code == 201
+    single_id = resp.json()["id"]
+    upload = json.dumps([person(cid, first_name="Wafa", father_name="Ghanim", grandfather_name="Falah",
+                               national_id="IQ-555-222", **common)]).encode()
+    resp = await client.post("/api/v1/beneficiaries/imports", content=upload,
+                             headers={**env.token("case_worker"), "Content-Type": "application/json"})
+    job = await finished(client, env, resp.json()["id"])
+    [row] = await report(client, env, job["id"])
+    imported_id = row["beneficiary_id"]
+    async with app.state.sessionmaker() as session:
+        messages = {m.payload: m for m in (await session.execute(select(OutboxMessage))).scalars()}
+        audit_rows = (await session.execute(select(AuditEntry).where(AuditEntry.entity == "beneficiary"))).scalars()
+        audits = {a.entity_id: a for a in audit_rows}
+    events = {(e := CloudEvent.model_validate_json(p)).subject: (e, m) for p, m in messages.items()}
+    (single, single_msg), (imported, imported_msg) = events[single_id], events[imported_id]
+    assert imported.type == single.type == "crp.beneficiaries.beneficiary.registered.v1"
+    assert imported_msg.subject == single_msg.subject and imported.source == single.source
+    assert set(imported.model_dump()) == set(single.model_dump())
+    assert set(imported.data) == set(single.data)
+    differ = {"beneficiary_id", "registered_at"}
+    assert {k: v for k, v in imported.data.items() if k not in differ} == {
+        k: v for k, v in single.data.items() if k not in differ}
+    assert imported.data["has_disability"] is True and imported.data["birth_year"] == 1990
+    for payload in messages:
+        text_ = payload.decode()
+        assert not any(secret in text_ for secret in ("Wafa", "Rasha", "7701234567", "555", "1990-02-03"))
+    assert audits[imported_id].action == audits[single_id].action == "registered"
+    assert audits[imported_id].fields == audits[single_id].fields and "national_id" in audits[imported_id].fields

@@ -1,13 +1,21 @@
-"""Bulk import: parse an upload into a job of rows, then register each row through the single-registration path.
+"""Bulk import: parse an upload into a job of rows, then register its rows a batch at a time.
 
 A row becomes a registration exactly as ``POST /api/v1/beneficiaries`` would make it: the same body model
-(validation, consent), the same ``service.register`` (scope, national-ID uniqueness, duplicate matching,
-audit entry, ``BeneficiaryRegistered`` event). Rows are processed in order, so a row that repeats an earlier
-row of the same file finds that row's registration as its candidate (reported with its row number).
+(validation, consent) and the same rules, records, audit entries and ``BeneficiaryRegistered`` events, through
+``service.register_many`` (the bulk form of ``service.register``: scope, community and household checks,
+national-ID uniqueness, duplicate matching with the same blocking keys and scoring). Rows are processed in
+order, so a row that repeats an earlier row of the same file, in this batch or an earlier one, finds that row's
+registration as its candidate (reported with its row number).
 
-The worker handles a batch of rows per transaction: their registrations, their outcomes and the job's
-counters commit together, so a restart resumes at the first row without an outcome and never leaves a row
-half-applied. Functions add and flush; the caller commits.
+The worker handles a batch of rows per transaction: a few set-based queries (places, national IDs, the
+registry's people of the batch's blocks), then one INSERT per table (records, audit, outbox) and one
+executemany for the rows' outcomes; with the job's counters they commit together, so a restart resumes at
+the first row without an outcome and never leaves a row half-applied. Functions add and flush; the caller
+commits.
+
+Concurrency (PostgreSQL): a batch takes the advisory locks of all its blocks (those ``register`` takes, in one
+order) before reading the registry, so single registrations and other imports of the same blocks are matched
+or wait; two batches of one job never run at once (``_lock_job``). On SQLite, BEGIN IMMEDIATE serialises them.
 """
 
 from __future__ import annotations
@@ -160,46 +168,57 @@ def _errors(exc: ValidationError) -> list[dict[str, Any]]:
             for e in exc.errors(include_url=False, include_input=False)]
 
 
-async def _register_record(session: AsyncSession, outbox: Outbox, settings: CommonSettings, principal: Principal,
-                           job_id: str, sealed: str | None, *, confirm: bool,
-                           created_now: dict[str, int]) -> dict[str, Any]:
-    """Register one row as a single registration would be; returns its outcome (the row's new values).
-
-    ``created_now`` maps the registrations made earlier in this transaction to their rows (not yet written
-    back), so a candidate created by an earlier row of the file is reported with its row number.
-    """
-    record = json.loads(unseal(settings, sealed or "{}"))
-    record.pop("confirm_not_duplicate", None)  # only a reviewer's confirmation (below) overrides matching
+def _outcome(sealed: str | None, result: Any, *, confirm: bool) -> dict[str, Any]:
+    """A row's new values from what registering it gave: a validation error, the registration, or the error
+    ``register`` raises (422: invalid; 409: a duplicate, the record kept sealed so a reviewer can confirm it)."""
     outcome: dict[str, Any] = dict(status="invalid", record=None, beneficiary_id=None, candidates=None,
                                    errors=None, confirmed=False, updated_at=utcnow())
-    try:
-        data = BeneficiaryCreate.model_validate({**record, "confirm_not_duplicate": confirm})
-    except ValidationError as exc:
-        return {**outcome, "errors": _errors(exc)}
-    try:
-        beneficiary = await beneficiaries.register(session=session, outbox=outbox, settings=settings,
-                                                   principal=principal, data=data)
-    except Unprocessable as exc:
+    if isinstance(result, ValidationError):
+        return {**outcome, "errors": _errors(result)}
+    if isinstance(result, Unprocessable):
         errors = [{"loc": [str(p) for p in e.get("loc", [])], "msg": str(e.get("msg", ""))}
-                  for e in exc.extra.get("errors", [])] or [{"loc": [], "msg": exc.detail}]
+                  for e in result.extra.get("errors", [])] or [{"loc": [], "msg": result.detail}]
         return {**outcome, "errors": errors}
-    except Conflict as exc:
-        candidates = list(exc.extra.get("candidates") or [])
-        # Kept (sealed) so a reviewer can confirm it.
+    if isinstance(result, Conflict):
+        candidates = list(result.extra.get("candidates") or [])
         outcome.update(status="duplicate", record=sealed, candidates=candidates)
         if not candidates:  # the same national ID: the holder is not named (see service._national_id_conflict)
             outcome["errors"] = [{"loc": ["national_id"], "msg": "a person with this national ID is already "
                                                                  "registered"}]
-            return outcome
-        earlier = {c["id"] for c in candidates} - created_now.keys()
-        if earlier:
-            created_now = {**created_now, **dict((await session.execute(
-                select(ImportRow.beneficiary_id, ImportRow.row_number).where(
-                    ImportRow.job_id == job_id, ImportRow.beneficiary_id.in_(earlier)))).all())}  # type: ignore[union-attr]
-        for c in candidates:
-            c["row_number"] = created_now.get(c["id"])
         return outcome
-    return {**outcome, "status": "created", "beneficiary_id": beneficiary.id, "confirmed": confirm}
+    return {**outcome, "status": "created", "beneficiary_id": result.id, "confirmed": confirm}
+
+
+async def _register_records(session: AsyncSession, outbox: Outbox, settings: CommonSettings, principal: Principal,
+                            job_id: str, rows: list[tuple[int, str | None]], *,
+                            confirm: bool) -> dict[int, dict[str, Any]]:
+    """Register rows (row number, sealed record) in order as single registrations would be, each seeing the ones
+    before it (``service.register_many``); returns each row's outcome (its new values).
+
+    A candidate created by a row of this file (this batch or an earlier one) is reported with its row number.
+    """
+    parsed: dict[int, Any] = {}
+    for row_number, sealed in rows:
+        record = json.loads(unseal(settings, sealed or "{}"))
+        record.pop("confirm_not_duplicate", None)  # only a reviewer's confirmation (below) overrides matching
+        try:
+            parsed[row_number] = BeneficiaryCreate.model_validate({**record, "confirm_not_duplicate": confirm})
+        except ValidationError as exc:
+            parsed[row_number] = exc
+    valid = [n for n, data in parsed.items() if isinstance(data, BeneficiaryCreate)]
+    results = dict(parsed) | dict(zip(valid, await beneficiaries.register_many(
+        session=session, outbox=outbox, settings=settings, principal=principal, items=[parsed[n] for n in valid]),
+        strict=True))
+    outcomes = {n: _outcome(sealed, results[n], confirm=confirm) for n, sealed in rows}
+    row_of = {o["beneficiary_id"]: n for n, o in outcomes.items() if o["beneficiary_id"]}
+    unknown = {c["id"] for o in outcomes.values() for c in o["candidates"] or ()} - row_of.keys()
+    if unknown:  # registered by rows of earlier batches of this file?
+        row_of |= dict((await session.execute(select(ImportRow.beneficiary_id, ImportRow.row_number).where(
+            ImportRow.job_id == job_id, ImportRow.beneficiary_id.in_(unknown)))).all())  # type: ignore[union-attr]
+    for o in outcomes.values():
+        for c in o["candidates"] or ():
+            c["row_number"] = row_of.get(c["id"])
+    return outcomes
 
 
 _rows = ImportRow.__table__  # type: ignore[attr-defined]
@@ -238,14 +257,8 @@ async def process_batch(*, session: AsyncSession, outbox: Outbox, settings: Comm
         .limit(batch_size))).all()
     if job.status == "queued":
         job.status, job.started_at = "running", utcnow()
-    principal = _principal(job)
-    outcomes: dict[int, dict[str, Any]] = {}
-    created_now: dict[str, int] = {}
-    for row_number, sealed in pending:
-        outcome = outcomes[row_number] = await _register_record(
-            session, outbox, settings, principal, job_id, sealed, confirm=False, created_now=created_now)
-        if outcome["beneficiary_id"]:
-            created_now[outcome["beneficiary_id"]] = row_number
+    outcomes = await _register_records(session, outbox, settings, _principal(job), job_id,
+                                       [(n, sealed) for n, sealed in pending], confirm=False)
     await _write_outcomes(session, job_id, outcomes)
     statuses = [o["status"] for o in outcomes.values()]
     job.processed_rows += len(statuses)
@@ -272,9 +285,9 @@ async def confirm_rows(*, session: AsyncSession, outbox: Outbox, settings: Commo
     if waiting := [n for n in wanted if rows[n].status != "duplicate"]:
         raise Conflict(f"rows {waiting} are not probable duplicates awaiting review", slug="not-in-review")
     # The reviewer confirms under their own scope and name (the audit entry says who decided).
-    for n in wanted:
-        outcome = await _register_record(session, outbox, settings, principal, import_id, rows[n].record,
-                                         confirm=True, created_now={})
+    outcomes = await _register_records(session, outbox, settings, principal, import_id,
+                                       [(n, rows[n].record) for n in wanted], confirm=True)
+    for n, outcome in outcomes.items():
         for key, value in outcome.items():
             setattr(rows[n], key, value)
         if outcome["status"] != "duplicate":
