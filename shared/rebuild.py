@@ -8,7 +8,10 @@
    ``stall_seconds`` (NATS stalled, stopped or unreachable) is an error: nothing is swapped.
 3. Each event goes through the live consumer's dead-letter policy with one attempt
    (``shared.consumer.apply_or_dead_letter``; a healthy batch is applied in one savepoint by
-   :func:`apply_messages`).
+   :func:`apply_messages`). A consumer that gives a :class:`Replay` has the whole stream folded in memory
+   under the same policy instead (no database work per event), then written aside in bulk; whatever the
+   replay cannot take (a type it has no fold for, rows the database refuses) makes the rebuild start again
+   through the live handlers.
 4. Swap, in one transaction that holds the live consumer off (:func:`_hold_off_live_consumer`):
    catch up to the stream's end as seen now, check that the stream still covers what the live
    projection has seen (else refuse, unless ``allow_empty``), then replace every live table's rows
@@ -24,7 +27,7 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -38,9 +41,16 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.bus import Bus
-from shared.consumer import DatabaseUnavailable, DeadLetter, EventApplier, ProcessedEvent, apply_or_dead_letter
+from shared.consumer import (
+    DatabaseUnavailable,
+    DeadLetter,
+    EventApplier,
+    ParkedEvent,
+    ProcessedEvent,
+    apply_or_dead_letter,
+)
 from shared.consumer import Outcome as ConsumerOutcome
-from shared.db import create_engine, create_sessionmaker, database_answers, is_connection_error
+from shared.db import create_engine, create_sessionmaker, database_answers, is_connection_error, utcnow
 from shared.events import CloudEvent
 from shared.settings import CommonSettings
 
@@ -139,6 +149,78 @@ def _in_sequence(msgs: Sequence[Any], delivered: int) -> list[Any]:
             break
         received.append(msg)
     return received
+
+
+class ReplayUnsupported(Exception):
+    """The in-memory replay cannot give what the live handlers would: the rebuild uses them instead."""
+
+
+class Replay:
+    """A replay of the whole stream folded in memory, then written aside in bulk, under the live consumer's
+    policy (``EventApplier.apply`` and ``apply_or_dead_letter`` with one attempt): an invalid envelope or a
+    failing fold is a dead letter (one per event), an event seen already is a duplicate, a type with no live
+    handler is parked.
+
+    A subclass gives ``folds`` (event type -> function of the event changing the in-memory state; it must
+    raise before changing anything, as the live savepoint leaves no trace of a failed event) and
+    :meth:`projection_rows`. The result must equal the live handlers' (``tests/indicators/test_fast_rebuild.py``).
+    """
+
+    folds: dict[str, Callable[[CloudEvent], None]] = {}
+    chunk = 2000  # rows per bulk INSERT
+
+    def __init__(self, handled: Iterable[str]) -> None:
+        self.handled = frozenset(handled)  # the types the live consumer handles
+        self.processed: dict[str, str] = {}  # event id -> type
+        self.parked: dict[str, dict[str, Any]] = {}
+        self.dead: dict[Any, dict[str, Any]] = {}  # one per event id (per payload without one)
+
+    def fold(self, subject: str, payload: bytes) -> Outcome:
+        try:
+            event = CloudEvent.model_validate_json(payload)
+        except ValueError as exc:
+            return self._dead_letter(None, subject, payload, f"invalid envelope: {exc}")
+        if event.id in self.processed:
+            return "duplicate"
+        if event.type not in self.handled:
+            if event.id not in self.parked:
+                self.parked[event.id] = dict(event_id=event.id, event_type=event.type, subject=event.subject,
+                                             payload=event.model_dump_json(), time=event.time, parked_at=utcnow())
+            return "duplicate"
+        fold = self.folds.get(event.type)
+        if fold is None:
+            raise ReplayUnsupported(f"no fold for {event.type}")
+        try:
+            fold(event)
+        except Exception as exc:
+            return self._dead_letter(event.id, subject, payload, f"{type(exc).__name__}: {exc}")
+        self.processed[event.id] = event.type
+        return "applied"
+
+    def _dead_letter(self, event_id: str | None, subject: str, payload: bytes, error: str) -> Outcome:
+        text_ = payload.decode(errors="replace")
+        key = ("id", event_id) if event_id else ("payload", text_)
+        if key not in self.dead:
+            self.dead[key] = dict(event_id=event_id, subject=subject, payload=text_, error=error[:2000],
+                                  deliveries=1, created_at=utcnow())
+        return "dead"
+
+    def projection_rows(self) -> Iterable[tuple[type[SQLModel], list[dict[str, Any]]]]:
+        """Every projection table's rows, as complete dicts of column values."""
+        raise NotImplementedError
+
+    async def write(self, conn: AsyncConnection) -> None:
+        """Insert every row in bulk (executemany), in the caller's transaction on the aside."""
+        now = utcnow()
+        consumer_rows: list[tuple[type[SQLModel], list[dict[str, Any]]]] = [
+            (ProcessedEvent, [dict(event_id=i, event_type=t, processed_at=now) for i, t in self.processed.items()]),
+            (ParkedEvent, list(self.parked.values())),
+            (DeadLetter, list(self.dead.values())),
+        ]
+        for model, rows in (*self.projection_rows(), *consumer_rows):
+            table = model.__table__  # type: ignore[attr-defined]
+            for start in range(0, len(rows), self.chunk):
+                await conn.execute(insert(table), rows[start:start + self.chunk])
 
 
 # -- reading the stream --------------------------------------------------------------------------
@@ -332,9 +414,11 @@ async def _live_counts(conn: AsyncConnection, aside: Aside, tables: Sequence[typ
 async def rebuild_projection(
     *, settings: CommonSettings, bus: Bus, applier: EventApplier, tables: Sequence[type[SQLModel]],
     migrate: Migrate, allow_empty: bool = False, stall_seconds: float = 30.0, batch_size: int = 200,
-    progress: Callable[[RebuildStats], object] | None = None,
+    progress: Callable[[RebuildStats], object] | None = None, replay: Callable[[], Replay] | None = None,
 ) -> RebuildStats:
     """Replay the whole stream into ``tables`` aside and swap them in; see the module docstring.
+
+    ``replay`` makes the :class:`Replay` that builds the aside in memory (without, the live handlers do).
 
     ``tables`` must hold ``processed_events`` and ``dead_letters``. Raises :class:`RebuildError`
     (refused, or incomplete) with the live projection untouched.
@@ -352,7 +436,7 @@ async def rebuild_projection(
     try:
         async with rebuild_lock(settings):
             return await _rebuild(settings, applier, tables, migrate, allow_empty, reader, aside, stats, report,
-                                  batch_size)
+                                  batch_size, replay)
     except (RebuildError, ValueError):
         raise
     except Exception as exc:
@@ -364,7 +448,8 @@ async def rebuild_projection(
 
 async def _rebuild(settings: CommonSettings, applier: EventApplier, tables: Sequence[type[SQLModel]],
                    migrate: Migrate, allow_empty: bool, reader: StreamReader, aside: Aside, stats: RebuildStats,
-                   report: Callable[[RebuildStats], Awaitable[None]], batch_size: int) -> RebuildStats:
+                   report: Callable[[RebuildStats], Awaitable[None]], batch_size: int,
+                   replay: Callable[[], Replay] | None) -> RebuildStats:
     live = create_engine(settings)
     try:
         await migrate(live, settings)
@@ -379,7 +464,14 @@ async def _rebuild(settings: CommonSettings, applier: EventApplier, tables: Sequ
                     f"the stream {settings.nats_stream} is empty but the live projection has applied {applied} "
                     f"events ({rows} rows): nothing was replaced; run with --allow-empty to empty it")
         await report(stats)
-        await _build(reader, aside, applier, migrate, stats, report, batch_size)
+        try:
+            await _build(reader, aside, applier, migrate, stats, report, batch_size, replay)
+        except ReplayUnsupported as exc:
+            log.warning("rebuild: the in-memory replay stopped (%s); again through the live handlers", exc)
+            await drop_aside(live, aside)
+            stats.read = stats.applied = stats.duplicates = stats.dead_letters = stats.caught_up = stats.reached = 0
+            stats.phase, stats.target = "reading", stats.last
+            await _build(reader, aside, applier, migrate, stats, report, batch_size, None)
         await _swap(settings, live, reader, aside, applier, tables, stats, report, allow_empty)
     finally:
         try:
@@ -403,17 +495,24 @@ def _count(stats: RebuildStats, outcome: Outcome) -> None:
 
 
 async def _build(reader: StreamReader, aside: Aside, applier: EventApplier, migrate: Migrate,
-                 stats: RebuildStats, report: Callable[[RebuildStats], Awaitable[None]], batch_size: int) -> None:
-    """Read up to the last sequence seen at the start into the aside, committing batch by batch."""
+                 stats: RebuildStats, report: Callable[[RebuildStats], Awaitable[None]], batch_size: int,
+                 make_replay: Callable[[], Replay] | None) -> None:
+    """Read up to the last sequence seen at the start into the aside: batch by batch through the live handlers,
+    committing each, or folded in memory by a :class:`Replay` and written in one transaction at the end."""
     engine = create_engine(aside.settings)
+    replay = make_replay() if make_replay is not None else None
     try:
         await migrate(engine, aside.settings)
         sessionmaker = create_sessionmaker(engine)
 
         async def handle(msgs: list[Any]) -> None:
-            async with sessionmaker() as session, session.begin():
-                for outcome in await apply_messages(session, applier, msgs):
-                    _count(stats, outcome)
+            if replay is not None:
+                for msg in msgs:
+                    _count(stats, replay.fold(msg.subject, msg.data))
+            else:
+                async with sessionmaker() as session, session.begin():
+                    for outcome in await apply_messages(session, applier, msgs):
+                        _count(stats, outcome)
             if stats.phase == "catching-up":
                 stats.caught_up += len(msgs)
             stats.reached = msgs[-1].metadata.sequence.stream
@@ -428,6 +527,14 @@ async def _build(reader: StreamReader, aside: Aside, applier: EventApplier, migr
             stats.phase, stats.target = "catching-up", end
             await report(stats)
             stats.reached = await reader.read(stats.reached + 1, end, handle)
+        if replay is not None:
+            try:
+                async with engine.begin() as conn:
+                    await replay.write(conn)
+            except Exception as exc:
+                if is_connection_error(exc) or not await database_answers(engine):
+                    raise DatabaseUnavailable(f"{type(exc).__name__}") from exc
+                raise ReplayUnsupported(f"the aside refused the replay's rows: {type(exc).__name__}") from exc
     finally:
         await engine.dispose()
 
