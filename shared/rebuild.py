@@ -143,16 +143,25 @@ async def apply_messages(session: AsyncSession, applier: EventApplier, msgs: Seq
     return outcomes
 
 
-def _in_sequence(msgs: Sequence[Any], delivered: int) -> list[tuple[Any, Any]]:
-    """The leading messages whose consumer sequence follows ``delivered`` without a gap, with their metadata
-    (parsed from the reply subject at every ``msg.metadata``: once here)."""
-    received: list[tuple[Any, Any]] = []
+def _in_sequence(msgs: Sequence[Any], delivered: int) -> list[Any]:
+    """The leading messages whose consumer sequence follows ``delivered`` without a gap. Deliveries come in
+    increasing consumer sequence, so a batch whose last message is ``delivered + len(msgs)`` has none (``metadata``
+    is parsed from the reply subject at every access: not for every message)."""
+    if msgs and msgs[-1].metadata.sequence.consumer == delivered + len(msgs):
+        return list(msgs)
+    received: list[Any] = []
     for msg in msgs:
-        meta = msg.metadata
-        if meta.sequence.consumer != delivered + len(received) + 1:
+        if msg.metadata.sequence.consumer != delivered + len(received) + 1:
             break
-        received.append((msg, meta))
+        received.append(msg)
     return received
+
+
+def _within(msgs: list[Any], position: int, last: int) -> list[Any]:
+    """The messages with stream sequences ``position``..``last`` (increasing in a batch)."""
+    if msgs and position <= msgs[0].metadata.sequence.stream and msgs[-1].metadata.sequence.stream <= last:
+        return msgs
+    return [m for m in msgs if position <= m.metadata.sequence.stream <= last]
 
 
 class ReplayUnsupported(Exception):
@@ -196,6 +205,8 @@ class Replay:
             raise ReplayUnsupported(f"no fold for {event.type}")
         try:
             fold(event)
+        except ReplayUnsupported:
+            raise
         except Exception as exc:
             return self._dead_letter(event.id, subject, payload, f"{type(exc).__name__}: {exc}")
         self.processed[event.id] = event.type
@@ -328,17 +339,17 @@ class StreamReader:
                 # in the consumer's sequence, and the reading starts again from the position reached.
                 received = _in_sequence(msgs, delivered)
                 delivered += len(received)
-                wanted = [m for m, meta in received if position <= meta.sequence.stream <= last]
+                wanted = _within(received, position, last)
                 if wanted:
                     await handle(wanted)
                 if received:
-                    position = max(position, received[-1][1].sequence.stream + 1)
+                    position = max(position, received[-1].metadata.sequence.stream + 1)
                 if len(received) < len(msgs):
                     log.warning("rebuild: deliveries lost before stream sequence %d; reading again from there",
                                 position)
                     await self._drop(sub)
                     sub = None
-                elif received[-1][1].num_pending == 0:
+                elif received[-1].metadata.num_pending == 0:
                     break  # nothing after this message: the rest up to `last` was deleted
         finally:
             await self._drop(sub)
