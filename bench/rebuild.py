@@ -138,7 +138,7 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--batch-size", type=int, help="events read at a time (default: the service's)")
     parser.add_argument("--live-handlers", action="store_true", help="rebuild through the live handlers")
     parser.add_argument("--beneficiaries-only", action="store_true", help="the older beneficiary-only history")
     parser.add_argument("--nats-url")

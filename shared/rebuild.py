@@ -251,7 +251,7 @@ async def _bulk_insert(conn: AsyncConnection, table: Table, rows: list[dict[str,
                 tuple(row[name] for name in names) for row in rows[start:start + chunk * 10]])
         return
     processors = [(i, process) for i, column in enumerate(columns)
-                  if (process := column.type._cached_bind_processor(conn.dialect)) is not None]
+                  if (process := conn.dialect.type_descriptor(column.type).bind_processor(conn.dialect)) is not None]
     quoted = ", ".join(f'"{name}"' for name in names)
     marks = ", ".join("?" for _ in names)
     sql = f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})'
@@ -342,6 +342,7 @@ class StreamReader:
                 wanted = _within(received, position, last)
                 if wanted:
                     await handle(wanted)
+                    progress_at = time.monotonic()  # a slow batch is not NATS stalling
                 if received:
                     position = max(position, received[-1].metadata.sequence.stream + 1)
                 if len(received) < len(msgs):

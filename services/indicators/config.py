@@ -8,11 +8,12 @@ from shared.settings import CommonSettings
 class IndicatorsSettings(CommonSettings):
     service_name: str = "indicators"
     # `crp indicators rebuild`: no progress from NATS for this long is an error (nothing is swapped);
-    # the stream is read this many events at a time (through the live handlers: the aside is committed
-    # every batch). In memory (the default), the whole projection is folded in memory (about 1 KB per person,
-    # act of assistance or other record) and written aside in bulk at the end: tens of times faster.
+    # the stream is read this many events at a time (unset: 5000 in memory, 200 through the live handlers,
+    # where the aside is committed every batch). In memory (the default), the whole projection is folded in
+    # memory (about 1 KB per person, act of assistance or other record) and written aside in bulk at the end:
+    # tens of times faster.
     rebuild_stall_seconds: float = 30.0
-    rebuild_batch_size: int = 5000
+    rebuild_batch_size: int | None = None
     rebuild_in_memory: bool = True
     # The IATI results export (`/api/v1/indicators/export.iati.xml`): the activity, its reporting organisation
     # (IATI organisation identifier and OrganisationType code; 40 = multilateral) and the programme's start,

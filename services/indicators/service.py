@@ -228,7 +228,7 @@ async def rebuild(*, settings: IndicatorsSettings, bus: Bus, allow_empty: bool =
     return await rebuild_projection(
         settings=settings, bus=bus, applier=applier, tables=REBUILT_TABLES, migrate=service.migrate,
         allow_empty=allow_empty, stall_seconds=settings.rebuild_stall_seconds,
-        batch_size=settings.rebuild_batch_size, progress=progress,
+        batch_size=settings.rebuild_batch_size or (5000 if settings.rebuild_in_memory else 200), progress=progress,
         replay=(lambda: IndicatorsReplay(applier.handlers)) if settings.rebuild_in_memory else None)
 
 
