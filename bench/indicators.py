@@ -9,7 +9,8 @@ measured in this run, and the memory the service process holds.
 
 Without --database-url it uses a SQLite file in a temporary folder; with one it uses its own PostgreSQL schema
 (dropped at the end). The rows are what the handlers would have written (``persons``, ``assistance``,
-``reach``, ``reach_cells``, ``reach_communities``), generated with a fixed seed. The rebuild rate is measured by
+``reach``, ``reach_cells``, ``reach_communities``, ``reach_residences``, ``processed_events``), generated with a
+fixed seed. The rebuild rate is measured by
 ``bench/rebuild.py`` and the event → indicator lag by ``bench/register.py``.
 """
 
@@ -65,10 +66,12 @@ def generate(persons: int, assistance: int, seed: int = 1) -> Any:
     cells: Counter[tuple[str, ...]] = Counter()
     monthly: Counter[tuple[str, ...]] = Counter()
     registered: Counter[tuple[str, ...]] = Counter()
+    residences: Counter[tuple[str, ...]] = Counter()
     reached: dict[str, list[Any]] = {}
     person_rows: list[tuple[Any, ...]] = []
     assistance_rows: list[tuple[Any, ...]] = []
     reach_rows: list[tuple[Any, ...]] = []
+    processed_rows: list[tuple[Any, ...]] = []  # the events that made them (the summary's as_of reads the latest)
     made = 0
     for i in range(persons):
         pid = _uuid(rng)
@@ -95,10 +98,13 @@ def generate(persons: int, assistance: int, seed: int = 1) -> Any:
             assistance_rows.append(row)
             if first is None or (on, row[0]) < (first[3], first[0]):
                 first = row
+        processed_rows.append((f"registered-{i}", "crp.beneficiaries.beneficiary.registered.v1", at))
+        processed_rows.extend((f"assisted-{made + k}", "crp.grants.disbursement.made.v1", at) for k in range(count))
         made += count
         if first is not None:
             values = (pid, first[3], first[3].strftime("%Y-%m"), first[4], first[5], first[6], first[7], sex,
-                      age_group(birth_year, first[3]), status, "yes" if disabled else "no")
+                      age_group(birth_year, first[3]), status, "yes" if disabled else "no", community, governorate)
+            residences[(community, governorate)] += 1
             reach_rows.append(values)
             cells[(values[6], values[3], values[7], values[8], values[9], values[10])] += 1
             monthly[(values[2], values[6], values[3], values[7], values[8])] += 1
@@ -107,14 +113,17 @@ def generate(persons: int, assistance: int, seed: int = 1) -> Any:
             yield "persons", person_rows
             yield "assistance", assistance_rows
             yield "reach", reach_rows
-            person_rows, assistance_rows, reach_rows = [], [], []
+            yield "processed_events", processed_rows
+            person_rows, assistance_rows, reach_rows, processed_rows = [], [], [], []
     yield "persons", person_rows
     yield "assistance", assistance_rows
     yield "reach", reach_rows
+    yield "processed_events", processed_rows
     yield "reach_cells", [(*key, n) for key, n in cells.items()]
     yield "reach_monthly", [(*key, n) for key, n in monthly.items()]
     yield "registered_cells", [(*key, n) for key, n in registered.items()]
     yield "reach_communities", [(c, g, n) for c, (g, n) in reached.items()]
+    yield "reach_residences", [(*key, n) for key, n in residences.items()]
 
 
 COLUMNS = {
@@ -124,12 +133,14 @@ COLUMNS = {
     "assistance": ("source_id", "person_id", "kind", "on", "pillar", "community_id", "district_pcode",
                    "governorate_pcode"),
     "reach": ("person_id", "first_on", "month", "pillar", "community_id", "district_pcode", "governorate_pcode",
-              "sex", "age_group", "displacement_status", "disability"),
+              "sex", "age_group", "displacement_status", "disability", "home_community_id", "home_governorate_pcode"),
     "reach_cells": ("governorate_pcode", "pillar", "sex", "age_group", "displacement_status", "disability", "people"),
     "reach_monthly": ("month", "governorate_pcode", "pillar", "sex", "age_group", "people"),
     "registered_cells": ("governorate_pcode", "month", "sex", "age_group", "displacement_status", "disability",
                          "people"),
     "reach_communities": ("community_id", "governorate_pcode", "people"),
+    "reach_residences": ("community_id", "governorate_pcode", "people"),
+    "processed_events": ("event_id", "event_type", "processed_at"),
 }
 
 

@@ -79,7 +79,8 @@ class ProcessedEvent(SQLModel, table=True):
 
     event_id: str = Field(primary_key=True, max_length=36)
     event_type: str = Field(max_length=255)
-    processed_at: datetime = Field(default_factory=utcnow)
+    # Indexed: the indicators summary's ``as_of`` is the latest (its migration 0006_fast_rebuild adds the index).
+    processed_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class DeadLetter(SQLModel, table=True):

@@ -8,7 +8,10 @@
    ``stall_seconds`` (NATS stalled, stopped or unreachable) is an error: nothing is swapped.
 3. Each event goes through the live consumer's dead-letter policy with one attempt
    (``shared.consumer.apply_or_dead_letter``; a healthy batch is applied in one savepoint by
-   :func:`apply_messages`).
+   :func:`apply_messages`). A consumer that gives a :class:`Replay` has the whole stream folded in memory
+   under the same policy instead (no database work per event), then written aside in bulk; whatever the
+   replay cannot take (a type it has no fold for, rows the database refuses) makes the rebuild start again
+   through the live handlers.
 4. Swap, in one transaction that holds the live consumer off (:func:`_hold_off_live_consumer`):
    catch up to the stream's end as seen now, check that the stream still covers what the live
    projection has seen (else refuse, unless ``allow_empty``), then replace every live table's rows
@@ -21,14 +24,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import MetaData, Table, delete, event, exists, func, insert, select, text
@@ -38,9 +43,16 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.bus import Bus
-from shared.consumer import DatabaseUnavailable, DeadLetter, EventApplier, ProcessedEvent, apply_or_dead_letter
+from shared.consumer import (
+    DatabaseUnavailable,
+    DeadLetter,
+    EventApplier,
+    ParkedEvent,
+    ProcessedEvent,
+    apply_or_dead_letter,
+)
 from shared.consumer import Outcome as ConsumerOutcome
-from shared.db import create_engine, create_sessionmaker, database_answers, is_connection_error
+from shared.db import create_engine, create_sessionmaker, database_answers, is_connection_error, utcnow
 from shared.events import CloudEvent
 from shared.settings import CommonSettings
 
@@ -132,13 +144,126 @@ async def apply_messages(session: AsyncSession, applier: EventApplier, msgs: Seq
 
 
 def _in_sequence(msgs: Sequence[Any], delivered: int) -> list[Any]:
-    """The leading messages whose consumer sequence follows ``delivered`` without a gap."""
+    """The leading messages whose consumer sequence follows ``delivered`` without a gap. Deliveries come in
+    increasing consumer sequence, so a batch whose last message is ``delivered + len(msgs)`` has none (``metadata``
+    is parsed from the reply subject at every access: not for every message)."""
+    if msgs and msgs[-1].metadata.sequence.consumer == delivered + len(msgs):
+        return list(msgs)
     received: list[Any] = []
     for msg in msgs:
         if msg.metadata.sequence.consumer != delivered + len(received) + 1:
             break
         received.append(msg)
     return received
+
+
+def _within(msgs: list[Any], position: int, last: int) -> list[Any]:
+    """The messages with stream sequences ``position``..``last`` (increasing in a batch)."""
+    if msgs and position <= msgs[0].metadata.sequence.stream and msgs[-1].metadata.sequence.stream <= last:
+        return msgs
+    return [m for m in msgs if position <= m.metadata.sequence.stream <= last]
+
+
+class ReplayUnsupported(Exception):
+    """The in-memory replay cannot give what the live handlers would: the rebuild uses them instead."""
+
+
+class Replay:
+    """A replay of the whole stream folded in memory, then written aside in bulk, under the live consumer's
+    policy (``EventApplier.apply`` and ``apply_or_dead_letter`` with one attempt): an invalid envelope or a
+    failing fold is a dead letter (one per event), an event seen already is a duplicate, a type with no live
+    handler is parked.
+
+    A subclass gives ``folds`` (event type -> function of the event changing the in-memory state; it must
+    raise before changing anything, as the live savepoint leaves no trace of a failed event) and
+    :meth:`projection_rows`. The result must equal the live handlers' (``tests/indicators/test_fast_rebuild.py``).
+    """
+
+    folds: dict[str, Callable[[CloudEvent], None]] = {}
+    chunk = 2000  # rows per bulk INSERT
+
+    def __init__(self, handled: Iterable[str]) -> None:
+        self.handled = frozenset(handled)  # the types the live consumer handles
+        self.processed: dict[str, str] = {}  # event id -> type
+        self.parked: dict[str, dict[str, Any]] = {}
+        self.dead: dict[Any, dict[str, Any]] = {}  # one per event id (per payload without one)
+
+    def fold(self, subject: str, payload: bytes) -> Outcome:
+        try:
+            event = CloudEvent.model_validate_json(payload)
+        except ValueError as exc:
+            return self._dead_letter(None, subject, payload, f"invalid envelope: {exc}")
+        if event.id in self.processed:
+            return "duplicate"
+        if event.type not in self.handled:
+            if event.id not in self.parked:
+                self.parked[event.id] = dict(event_id=event.id, event_type=event.type, subject=event.subject,
+                                             payload=event.model_dump_json(), time=event.time, parked_at=utcnow())
+            return "duplicate"
+        fold = self.folds.get(event.type)
+        if fold is None:
+            raise ReplayUnsupported(f"no fold for {event.type}")
+        try:
+            fold(event)
+        except ReplayUnsupported:
+            raise
+        except Exception as exc:
+            return self._dead_letter(event.id, subject, payload, f"{type(exc).__name__}: {exc}")
+        self.processed[event.id] = event.type
+        return "applied"
+
+    def _dead_letter(self, event_id: str | None, subject: str, payload: bytes, error: str) -> Outcome:
+        text_ = payload.decode(errors="replace")
+        key = ("id", event_id) if event_id else ("payload", text_)
+        if key not in self.dead:
+            self.dead[key] = dict(event_id=event_id, subject=subject, payload=text_, error=error[:2000],
+                                  deliveries=1, created_at=utcnow())
+        return "dead"
+
+    def projection_rows(self) -> Iterable[tuple[type[SQLModel], list[dict[str, Any]]]]:
+        """Every projection table's rows, as complete dicts of column values."""
+        raise NotImplementedError
+
+    async def write(self, conn: AsyncConnection) -> None:
+        """Insert every row in bulk (executemany), in the caller's transaction on the aside."""
+        now = utcnow()
+        consumer_rows: list[tuple[type[SQLModel], list[dict[str, Any]]]] = [
+            (ProcessedEvent, [dict(event_id=i, event_type=t, processed_at=now) for i, t in self.processed.items()]),
+            (ParkedEvent, list(self.parked.values())),
+            (DeadLetter, list(self.dead.values())),
+        ]
+        for model, rows in (*self.projection_rows(), *consumer_rows):
+            if rows:
+                await _bulk_insert(conn, model.__table__, rows, self.chunk)  # type: ignore[attr-defined]
+
+
+async def _bulk_insert(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]], chunk: int) -> None:
+    """Rows (dicts with the same keys) into ``table``, named as the connection resolves it (the aside): PostgreSQL
+    COPY (asyncpg encodes the Python values), SQLite one prepared INSERT run over the rows with each column's own
+    bind processing (what ``conn.execute(insert(table), rows)`` does, without its per-row work)."""
+    columns = [column for column in table.columns if column.name in rows[0]]
+    names = [column.name for column in columns]
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT 1"))  # the transaction begins: COPY runs in it
+        driver = (await conn.get_raw_connection()).driver_connection
+        for start in range(0, len(rows), chunk * 10):
+            await driver.copy_records_to_table(table.name, columns=names, records=[
+                tuple(row[name] for name in names) for row in rows[start:start + chunk * 10]])
+        return
+    processors = [(i, process) for i, column in enumerate(columns)
+                  if (process := conn.dialect.type_descriptor(column.type).bind_processor(conn.dialect)) is not None]
+    quoted = ", ".join(f'"{name}"' for name in names)
+    marks = ", ".join("?" for _ in names)
+    sql = f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})'
+
+    def bound(row: dict[str, Any]) -> list[Any]:
+        values = [row[name] for name in names]
+        for i, process in processors:
+            values[i] = process(values[i])
+        return values
+
+    for start in range(0, len(rows), chunk):
+        await conn.exec_driver_sql(sql, [tuple(bound(row)) for row in rows[start:start + chunk]])
 
 
 # -- reading the stream --------------------------------------------------------------------------
@@ -165,11 +290,11 @@ class StreamReader:
 
     async def _subscribe(self, start: int) -> Any:
         js = await self.bus.wait_ready(timeout=self.fetch_timeout)
-        return await js.pull_subscribe(
-            f"{self.settings.subject_prefix}.>", durable=None, stream=self.settings.nats_stream,
-            config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                                  opt_start_seq=start, inactive_threshold=60, mem_storage=True),
-        )
+        assert self.bus.nc is not None
+        return await _Pull.create(js, self.bus.nc, self.settings.nats_stream, ConsumerConfig(
+            filter_subject=f"{self.settings.subject_prefix}.>", ack_policy=AckPolicy.NONE,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start, inactive_threshold=60,
+            mem_storage=True))
 
     async def _drop(self, sub: Any) -> None:
         if sub is None:
@@ -214,9 +339,10 @@ class StreamReader:
                 # in the consumer's sequence, and the reading starts again from the position reached.
                 received = _in_sequence(msgs, delivered)
                 delivered += len(received)
-                wanted = [m for m in received if position <= m.metadata.sequence.stream <= last]
+                wanted = _within(received, position, last)
                 if wanted:
                     await handle(wanted)
+                    progress_at = time.monotonic()  # a slow batch is not NATS stalling
                 if received:
                     position = max(position, received[-1].metadata.sequence.stream + 1)
                 if len(received) < len(msgs):
@@ -236,6 +362,63 @@ class StreamReader:
         except Exception:
             return False
         return info.num_pending == 0
+
+
+class _Pull:
+    """An ephemeral pull consumer read by plain pull requests whose messages a subscription's callback collects:
+    nats.py's ``fetch`` waits for every message with a timeout task of its own, which cost half of a rebuild's
+    time; here a batch is awaited once. ``fetch`` raises ``nats.errors.TimeoutError`` when nothing came (none
+    available now, or no answer within ``timeout``) and an error on any other status (e.g. 503: the consumer is
+    gone after a NATS restart), so the reader subscribes again."""
+
+    def __init__(self, js: Any, nc: Any, stream: str, name: str) -> None:
+        self.js, self.nc, self.stream, self._consumer = js, nc, stream, name
+        self.sub: Any = None
+        self._msgs: list[Any] = []
+        self._want = 0
+        self._done = asyncio.Event()
+        self._error: Exception | None = None
+
+    @classmethod
+    async def create(cls, js: Any, nc: Any, stream: str, config: ConsumerConfig) -> _Pull:
+        info = await js.add_consumer(stream, config)
+        pull = cls(js, nc, stream, info.name)
+        pull.sub = await nc.subscribe(nc.new_inbox(), cb=pull._received)
+        return pull
+
+    async def _received(self, msg: Any) -> None:
+        status = msg.headers.get("Status") if msg.headers else None
+        if status is None:
+            self._msgs.append(msg)
+            if len(self._msgs) >= self._want:
+                self._done.set()
+        elif status != "100":  # not a heartbeat: the request ended (404 none now, 408 expired) or failed
+            if status not in ("404", "408"):
+                self._error = NatsError(f"pull request answered {status} {msg.headers.get('Description', '')}")
+            self._done.set()
+
+    async def fetch(self, batch: int, timeout: float) -> list[Any]:
+        # Messages that came after the previous fetch returned are kept: they are the next ones in order.
+        self._want, self._error = batch, None
+        self._done.clear()
+        if len(self._msgs) >= batch:
+            self._done.set()
+        await self.nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self._consumer}",
+                              json.dumps({"batch": batch, "no_wait": True}).encode(), reply=self.sub.subject)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._done.wait(), timeout)
+        msgs, self._msgs, self._want = self._msgs, [], 0
+        if not msgs:
+            if self._error is not None:
+                raise self._error
+            raise NatsTimeoutError
+        return msgs
+
+    async def consumer_info(self) -> Any:
+        return await self.js.consumer_info(self.stream, self._consumer)
+
+    async def unsubscribe(self) -> None:
+        await self.sub.unsubscribe()
 
 
 # -- the aside namespace -------------------------------------------------------------------------
@@ -332,9 +515,11 @@ async def _live_counts(conn: AsyncConnection, aside: Aside, tables: Sequence[typ
 async def rebuild_projection(
     *, settings: CommonSettings, bus: Bus, applier: EventApplier, tables: Sequence[type[SQLModel]],
     migrate: Migrate, allow_empty: bool = False, stall_seconds: float = 30.0, batch_size: int = 200,
-    progress: Callable[[RebuildStats], object] | None = None,
+    progress: Callable[[RebuildStats], object] | None = None, replay: Callable[[], Replay] | None = None,
 ) -> RebuildStats:
     """Replay the whole stream into ``tables`` aside and swap them in; see the module docstring.
+
+    ``replay`` makes the :class:`Replay` that builds the aside in memory (without, the live handlers do).
 
     ``tables`` must hold ``processed_events`` and ``dead_letters``. Raises :class:`RebuildError`
     (refused, or incomplete) with the live projection untouched.
@@ -352,7 +537,7 @@ async def rebuild_projection(
     try:
         async with rebuild_lock(settings):
             return await _rebuild(settings, applier, tables, migrate, allow_empty, reader, aside, stats, report,
-                                  batch_size)
+                                  batch_size, replay)
     except (RebuildError, ValueError):
         raise
     except Exception as exc:
@@ -364,7 +549,8 @@ async def rebuild_projection(
 
 async def _rebuild(settings: CommonSettings, applier: EventApplier, tables: Sequence[type[SQLModel]],
                    migrate: Migrate, allow_empty: bool, reader: StreamReader, aside: Aside, stats: RebuildStats,
-                   report: Callable[[RebuildStats], Awaitable[None]], batch_size: int) -> RebuildStats:
+                   report: Callable[[RebuildStats], Awaitable[None]], batch_size: int,
+                   replay: Callable[[], Replay] | None) -> RebuildStats:
     live = create_engine(settings)
     try:
         await migrate(live, settings)
@@ -379,7 +565,14 @@ async def _rebuild(settings: CommonSettings, applier: EventApplier, tables: Sequ
                     f"the stream {settings.nats_stream} is empty but the live projection has applied {applied} "
                     f"events ({rows} rows): nothing was replaced; run with --allow-empty to empty it")
         await report(stats)
-        await _build(reader, aside, applier, migrate, stats, report, batch_size)
+        try:
+            await _build(reader, aside, applier, migrate, stats, report, batch_size, replay)
+        except ReplayUnsupported as exc:
+            log.warning("rebuild: the in-memory replay stopped (%s); again through the live handlers", exc)
+            await drop_aside(live, aside)
+            stats.read = stats.applied = stats.duplicates = stats.dead_letters = stats.caught_up = stats.reached = 0
+            stats.phase, stats.target = "reading", stats.last
+            await _build(reader, aside, applier, migrate, stats, report, batch_size, None)
         await _swap(settings, live, reader, aside, applier, tables, stats, report, allow_empty)
     finally:
         try:
@@ -403,17 +596,24 @@ def _count(stats: RebuildStats, outcome: Outcome) -> None:
 
 
 async def _build(reader: StreamReader, aside: Aside, applier: EventApplier, migrate: Migrate,
-                 stats: RebuildStats, report: Callable[[RebuildStats], Awaitable[None]], batch_size: int) -> None:
-    """Read up to the last sequence seen at the start into the aside, committing batch by batch."""
+                 stats: RebuildStats, report: Callable[[RebuildStats], Awaitable[None]], batch_size: int,
+                 make_replay: Callable[[], Replay] | None) -> None:
+    """Read up to the last sequence seen at the start into the aside: batch by batch through the live handlers,
+    committing each, or folded in memory by a :class:`Replay` and written in one transaction at the end."""
     engine = create_engine(aside.settings)
+    replay = make_replay() if make_replay is not None else None
     try:
         await migrate(engine, aside.settings)
         sessionmaker = create_sessionmaker(engine)
 
         async def handle(msgs: list[Any]) -> None:
-            async with sessionmaker() as session, session.begin():
-                for outcome in await apply_messages(session, applier, msgs):
-                    _count(stats, outcome)
+            if replay is not None:
+                for msg in msgs:
+                    _count(stats, replay.fold(msg.subject, msg.data))
+            else:
+                async with sessionmaker() as session, session.begin():
+                    for outcome in await apply_messages(session, applier, msgs):
+                        _count(stats, outcome)
             if stats.phase == "catching-up":
                 stats.caught_up += len(msgs)
             stats.reached = msgs[-1].metadata.sequence.stream
@@ -428,6 +628,14 @@ async def _build(reader: StreamReader, aside: Aside, applier: EventApplier, migr
             stats.phase, stats.target = "catching-up", end
             await report(stats)
             stats.reached = await reader.read(stats.reached + 1, end, handle)
+        if replay is not None:
+            try:
+                async with engine.begin() as conn:
+                    await replay.write(conn)
+            except Exception as exc:
+                if is_connection_error(exc) or not await database_answers(engine):
+                    raise DatabaseUnavailable(f"{type(exc).__name__}") from exc
+                raise ReplayUnsupported(f"the aside refused the replay's rows: {type(exc).__name__}") from exc
     finally:
         await engine.dispose()
 

@@ -87,6 +87,10 @@ class Reach(SQLModel, table=True):
     age_group: str = Field(max_length=8)
     displacement_status: str = Field(max_length=16)
     disability: str = Field(max_length=8)
+    # Where the person lives (their record's community and governorate; null until registered): what
+    # ``ReachResidence`` counts, for the summary's ``communities_reached``.
+    home_community_id: str | None = Field(default=None, max_length=36)
+    home_governorate_pcode: str | None = Field(default=None, max_length=16)
 
 
 class ReachCell(SQLModel, table=True):
@@ -140,6 +144,18 @@ class ReachCommunity(SQLModel, table=True):
 
     community_id: str = Field(primary_key=True, max_length=36)
     governorate_pcode: str = Field(max_length=16, index=True)
+    people: int = 0
+
+
+class ReachResidence(SQLModel, table=True):
+    """How many ``Reach`` rows (directly assisted people) live in each community, per the governorate their
+    record gives (``unknown`` when it gives none); kept like ``ReachCell``. The summary's ``communities_reached``
+    counts these communities (with those of completed projects) instead of joining reach to persons."""
+
+    __tablename__ = "reach_residences"
+
+    community_id: str = Field(primary_key=True, max_length=36)
+    governorate_pcode: str = Field(primary_key=True, max_length=16)
     people: int = 0
 
 
@@ -354,7 +370,7 @@ class FrozenFigure(SQLModel, table=True):
 
 
 PROJECTION_TABLES: tuple[type[SQLModel], ...] = (Person, CommunityRef, Assistance, Reach, ReachCell, ReachMonthly,
-                                                 ReachCommunity, RegisteredCell,
+                                                 ReachCommunity, ReachResidence, RegisteredCell,
                                                  InfrastructureProject, GrantApplication, GrantDisbursement,
                                                  GrantMonitoring, TrainingEnrolment, TrainingFollowUp,
                                                  InfrastructureAssessment, FeedbackCase, FeedbackResourceCentre,

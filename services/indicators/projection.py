@@ -79,6 +79,7 @@ async def on_merged(session: AsyncSession, event: CloudEvent) -> None:
         return
     duplicate = await _person(session, data.duplicate_id)
     before = reach.registered_key(duplicate)
+    previous = duplicate.merged_into_id  # merged already (into another record): that one loses its assistance
     duplicate.merged_into_id = survivor
     await reach.count_registered(session, before, None)
     await session.flush()
@@ -87,6 +88,8 @@ async def on_merged(session: AsyncSession, event: CloudEvent) -> None:
                           .values(merged_into_id=survivor))
     # The duplicate's (and its former duplicates') assistance now counts for the survivor, once.
     await reach.refresh(session, data.duplicate_id)
+    if previous is not None and previous != survivor:
+        await reach.refresh(session, previous)
 
 
 async def on_community_created(session: AsyncSession, event: CloudEvent) -> None:

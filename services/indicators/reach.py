@@ -13,8 +13,8 @@ and disability from their registration (``unknown`` until it arrives). ``refresh
 ``persons`` and ``assistance`` alone, so the result does not depend on the order events arrived in; every
 handler that changes either calls it for the people concerned. ``ReachCell`` and ``ReachCommunity`` count the
 rows of ``Reach`` per combination of low-cardinality dimensions (``ReachMonthly`` per month too; and per
-community): the summary and most
-breakdowns read them instead of the persons.
+community), and ``ReachResidence`` per community the people live in: the summary and most breakdowns read them
+instead of the persons. A rebuild computes the same rows set-based (``services.indicators.replay``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from services.indicators.models import (
     ReachCell,
     ReachCommunity,
     ReachMonthly,
+    ReachResidence,
     RegisteredCell,
 )
 from shared.events import age_group
@@ -146,7 +147,9 @@ async def _compute(session: AsyncSession, person_id: str) -> dict[str, Any] | No
         age_group=age_group(birth_year, first.on) if birth_year else UNKNOWN,
         displacement_status=(person.displacement_status if person is not None and person.displacement_status
                              else UNKNOWN),
-        disability=disability(person.has_disability if person is not None else None))
+        disability=disability(person.has_disability if person is not None else None),
+        home_community_id=person.community_id if person is not None else None,
+        home_governorate_pcode=person.governorate_pcode if person is not None else None)
 
 
 async def _put(session: AsyncSession, person_id: str, values: dict[str, Any] | None) -> None:
@@ -179,6 +182,16 @@ async def _count(session: AsyncSession, values: dict[str, Any], delta: int) -> N
         await _bump(session, model, {name: values[name] for name in dimensions}, delta)
     await _bump(session, ReachCommunity, {"community_id": values["community_id"]}, delta,
                 extra={"governorate_pcode": values["governorate_pcode"]})
+    if (key := residence_key(values)) is not None:
+        await _bump(session, ReachResidence, key, delta)
+
+
+def residence_key(values: dict[str, Any]) -> dict[str, str] | None:
+    """The ``ReachResidence`` row a reach row counts in: where the person lives, if known."""
+    if values.get("home_community_id") is None:
+        return None
+    return {"community_id": values["home_community_id"],
+            "governorate_pcode": values.get("home_governorate_pcode") or UNKNOWN}
 
 
 async def _bump(session: AsyncSession, model: Any, key: dict[str, Any], delta: int,

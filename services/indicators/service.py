@@ -30,6 +30,7 @@ from services.indicators.models import (
     Reach,
     ReachCell,
     ReachMonthly,
+    ReachResidence,
     RegisteredCell,
     ReportingPeriod,
     TrainingEnrolment,
@@ -68,10 +69,9 @@ async def summary(*, session: AsyncSession, governorates: frozenset[str] | None,
         select(func.coalesce(func.sum(completed.c.catchment_population), 0)))).scalar_one()
 
     # The contract's communities reached: where a directly assisted person lives (the record that now stands for
-    # them, once registered; scoped by where they live) or where a project was completed.
-    residents = (select(Person.community_id).join(Reach, Reach.person_id == Person.beneficiary_id)
-                 .where(Person.community_id.is_not(None),  # type: ignore[union-attr]
-                        _in(Person.governorate_pcode, governorates)))
+    # them, once registered; scoped by where they live) or where a project was completed. Residences are counted
+    # per community as the reach ledger changes (``ReachResidence``): a small table, not reach joined to persons.
+    residents = select(ReachResidence.community_id).where(_in(ReachResidence.governorate_pcode, governorates))
     reached = union(residents, select(completed.c.community_id)).subquery()
     communities = (await session.execute(select(func.count()).select_from(reached))).scalar_one()
 
@@ -215,16 +215,21 @@ REBUILT_TABLES: tuple[type[SQLModel], ...] = (*PROJECTION_TABLES, *CONSUMER_TABL
 
 async def rebuild(*, settings: IndicatorsSettings, bus: Bus, allow_empty: bool = False,
                   progress: Callable[[RebuildStats], object] | None = None) -> RebuildStats:
-    """Replay the whole stream into a projection built aside, then swap it in (see ``shared.rebuild``).
+    """Replay the whole stream into a projection built aside, then swap it in (see ``shared.rebuild``): folded in
+    memory and written in bulk (``services.indicators.replay``), or through the live handlers when
+    ``rebuild_in_memory`` is off.
 
     Raises ``RebuildError`` with the live projection untouched when it stalls or is refused.
     """
     from services.indicators.app import service  # the declaration imports this module
+    from services.indicators.replay import IndicatorsReplay
 
+    applier = service.applier()
     return await rebuild_projection(
-        settings=settings, bus=bus, applier=service.applier(), tables=REBUILT_TABLES, migrate=service.migrate,
+        settings=settings, bus=bus, applier=applier, tables=REBUILT_TABLES, migrate=service.migrate,
         allow_empty=allow_empty, stall_seconds=settings.rebuild_stall_seconds,
-        batch_size=settings.rebuild_batch_size, progress=progress)
+        batch_size=settings.rebuild_batch_size or (5000 if settings.rebuild_in_memory else 200), progress=progress,
+        replay=(lambda: IndicatorsReplay(applier.handlers)) if settings.rebuild_in_memory else None)
 
 
 # -- breakdowns ------------------------------------------------------------------------------------

@@ -371,6 +371,35 @@ async def test_rebuild_dead_letters_poison_and_applies_everything_else(env: Env)
     assert await snapshot(live_settings) == rebuilt
 
 
+@pytest.mark.parametrize("way", ["live handlers", "fallback"])
+async def test_rebuild_through_the_live_handlers_gives_what_the_replay_gives(
+        env: Env, way: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rebuild_in_memory=false``, or a replay that cannot take an event (it then starts again through the live
+    handlers), gives the projection the in-memory replay gives."""
+    from services.indicators.replay import IndicatorsReplay
+    from shared.rebuild import ReplayUnsupported
+
+    settings = env.settings(IndicatorsSettings)
+    events = history(80)
+    assert any(e.type == BeneficiaryMerged.event_type() for e in events)
+    await fill(settings, [*events[:30], b"{not an envelope", *events[30:]])
+    in_memory = await run_rebuild(settings)
+    expected = await snapshot(settings)
+    assert (in_memory.read, in_memory.applied, in_memory.dead_letters) == (81, 80, 1)
+
+    if way == "fallback":
+        def unsupported(self: IndicatorsReplay, event: CloudEvent) -> None:
+            raise ReplayUnsupported(event.type)
+
+        monkeypatch.setattr(IndicatorsReplay, "on_merged", unsupported)
+    else:
+        settings = settings.model_copy(update={"rebuild_in_memory": False})
+    stats = await run_rebuild(settings)
+    assert (stats.read, stats.applied, stats.dead_letters) == (81, 80, 1)
+    assert await snapshot(settings) == expected
+    assert not await aside_exists(settings)
+
+
 # -- (c) an empty or recreated stream does not replace a non-empty projection ------------------------
 @pytest.mark.parametrize("stream", ["empty", "recreated"])
 async def test_rebuild_refuses_an_empty_or_recreated_stream_unless_allowed(env: Env, stream: str) -> None:
