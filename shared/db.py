@@ -28,6 +28,8 @@ def utcnow() -> datetime:
 
 
 def rfc3339(value: datetime) -> str:
+    if value.tzinfo is UTC:  # as read from the database: no conversion
+        return value.isoformat().replace("+00:00", "Z")
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
