@@ -154,12 +154,20 @@ def public_fields(b: Beneficiary | Any) -> dict[str, Any]:
         "date_of_birth": v["date_of_birth"], "displacement_status": v["displacement_status"],
         "community_id": v["community_id"], "household_id": v["household_id"], "district_pcode": v["district_pcode"],
         "governorate_pcode": v["governorate_pcode"], "phone": v["phone"],
-        "has_national_id": v["national_id_hash"] is not None, "disability": v["disability"],
+        "has_national_id": v["national_id_hash"] is not None, "disability": _disability_public(v["disability"]),
         "consent": {"given": v["consent_withdrawn_on"] is None, "obtained_on": v["consent_obtained_on"],
                     "withdrawn_on": v["consent_withdrawn_on"], "withdrawal_reason": v["consent_withdrawal_reason"]},
         "merged_into_id": v["merged_into_id"], "erased_on": v["erased_on"], "version": v["version"],
         "created_at": v["created_at"], "updated_at": v["updated_at"],
     }
+
+
+_DISABILITY_DOMAINS = tuple(Disability.model_fields)
+
+
+def _disability_public(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The stored answers in the schema's order (a response may be rendered straight from the row)."""
+    return None if stored is None else {domain: stored[domain] for domain in _DISABILITY_DOMAINS}
 
 
 def to_public(b: Beneficiary | Any) -> BeneficiaryPublic:
