@@ -36,7 +36,7 @@ from shared.openapi import install as install_openapi
 from shared.openapi import operation_id
 from shared.outbox import Outbox, OutboxMessage, OutboxRelay
 from shared.peers import http_client
-from shared.schemas import refuse_control_characters, require_json_body
+from shared.schemas import check_request
 from shared.settings import CommonSettings
 from shared.worker import BackgroundWorker
 
@@ -154,7 +154,7 @@ def create_service_app(service: Service, settings: CommonSettings,
     # own address.
     app = FastAPI(title=service.title, description=service.description, version="1.0.0", lifespan=lifespan,
                   openapi_tags=service.openapi_tags,
-                  dependencies=[Depends(refuse_control_characters), Depends(require_json_body)],
+                  dependencies=[Depends(check_request)],
                   redirect_slashes=False, generate_unique_id_function=operation_id, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.verifier = TokenVerifier(settings)

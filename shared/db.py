@@ -28,6 +28,8 @@ def utcnow() -> datetime:
 
 
 def rfc3339(value: datetime) -> str:
+    if value.tzinfo is UTC:  # as read from the database: no conversion
+        return value.isoformat().replace("+00:00", "Z")
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -130,19 +132,26 @@ def _aiosqlite_connection() -> type:
 
         aiosqlite runs every call (cursor, execute, fetch, close, commit) in the connection's thread and wakes
         the event loop with its result: nine hops for a GET, twenty-five for a registration, each costing more
-        than the statement. Two kinds of call can never wait, and run directly on the event loop:
+        than the statement. Calls that cannot wait run directly on the event loop:
 
         - reads of a safe-method request (WAL: a reader never waits for a writer);
-        - the statements of a write transaction once it holds SQLite's write lock (its COMMIT, which may
-          checkpoint the WAL to disk, still runs in the thread).
+        - the statements of a write transaction once it holds SQLite's write lock, and its COMMIT when the
+          transaction is small (WAL with synchronous=NORMAL: a commit appends a few pages, no fsync);
+        - ``BEGIN IMMEDIATE``, first tried without waiting; only when another process (``crp pii rotate``)
+          holds SQLite's lock does it wait, in the thread.
+
+        A hop while holding the write lock made every writer of the process wait for the event loop's turn
+        (with 16 clients registering, that wait, not the work, set the pace). The WAL is checkpointed in the
+        thread (automatic checkpoints are off on these connections): after every ``CHECKPOINT_EVERY`` commits
+        and after a large transaction, whose commit also runs there.
 
         Writers of this process queue (FIFO) on an ``asyncio.Lock`` before ``BEGIN IMMEDIATE`` instead of
-        SQLite's busy-polling with sleeps; ``BEGIN IMMEDIATE`` itself still runs in the thread, since another
-        process (``crp pii rotate``) may hold the lock. The lock is released when the transaction ends.
+        SQLite's busy-polling with sleeps. The lock is released when the transaction ends.
         """
 
         database = ""
         _crp_lock: asyncio.Lock | None = None
+        _crp_changes = 0  # the connection's total_changes when its write transaction began
 
         async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
             if self._connection is None:
@@ -150,8 +159,11 @@ def _aiosqlite_connection() -> type:
             if self._crp_lock is not None:  # inside our write transaction: nothing can wait...
                 if not _ends_transaction(fn, args, self._connection):
                     return fn(*args, **kwargs)
-                try:  # ...but a commit may checkpoint the WAL (file I/O, fsync): in the thread
-                    return await super()._execute(fn, *args, **kwargs)
+                try:
+                    if self._ends_directly(fn):
+                        return fn(*args, **kwargs)
+                    # ...but a large commit, or one that checkpoints the WAL (file I/O, fsync): in the thread
+                    return await super()._execute(_then_checkpoint, self._connection, fn, args, kwargs)
                 finally:
                     self._end_write()
             if args and isinstance(args[0], str) and args[0].lstrip()[:15].upper() == "BEGIN IMMEDIATE":
@@ -161,15 +173,27 @@ def _aiosqlite_connection() -> type:
                 except TimeoutError:
                     raise sqlite3.OperationalError("database is locked") from None
                 try:
-                    result = await super()._execute(fn, *args, **kwargs)
+                    result = _begin_without_waiting(self._connection, fn, args, kwargs)
+                    if result is _BUSY:  # another process writes: wait for it in the thread
+                        result = await super()._execute(fn, *args, **kwargs)
                 except BaseException:
                     lock.release()
                     raise
                 self._crp_lock = lock
+                self._crp_changes = self._connection.total_changes
                 return result
             if _read_only.get():
                 return fn(*args, **kwargs)
             return await super()._execute(fn, *args, **kwargs)
+
+        def _ends_directly(self, fn: Any) -> bool:
+            """Whether this end of our write transaction runs on the event loop: a rollback, or the commit of a
+            small transaction when no checkpoint is due."""
+            if getattr(fn, "__name__", "") == "close":
+                return False
+            if self._connection.total_changes - self._crp_changes > SMALL_TRANSACTION_ROWS:
+                return False
+            return not _checkpoint_due(self.database)
 
         def _end_write(self) -> None:
             lock, self._crp_lock = self._crp_lock, None
@@ -183,6 +207,40 @@ def _aiosqlite_connection() -> type:
                 self._end_write()
 
     return Connection
+
+
+SMALL_TRANSACTION_ROWS = 100  # rows a transaction may change and still commit on the event loop
+CHECKPOINT_EVERY = 100  # commits between two WAL checkpoints (each in the connection's thread)
+_commits: dict[str, int] = {}
+_BUSY = object()
+
+
+def _checkpoint_due(database: str) -> bool:
+    """Counts a commit of ``database``; True for every ``CHECKPOINT_EVERY``-th."""
+    count = _commits[database] = _commits.get(database, 0) + 1
+    return count % CHECKPOINT_EVERY == 0
+
+
+def _then_checkpoint(connection: Any, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """End the transaction, then checkpoint the WAL as SQLite's automatic checkpoint would (PASSIVE: never waits
+    for readers). In the connection's thread."""
+    result = fn(*args, **kwargs)
+    if getattr(fn, "__name__", "") != "close":
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+    return result
+
+
+def _begin_without_waiting(connection: Any, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``BEGIN IMMEDIATE`` on the event loop if SQLite's write lock is free now, else ``_BUSY`` (nothing done)."""
+    connection.execute("PRAGMA busy_timeout=0").close()
+    try:
+        return fn(*args, **kwargs)
+    except sqlite3.OperationalError as error:
+        if "locked" in str(error).lower() or "busy" in str(error).lower():
+            return _BUSY
+        raise
+    finally:
+        connection.execute(f"PRAGMA busy_timeout={int(SQLITE_LOCK_TIMEOUT * 1000)}").close()
 
 
 def _ends_transaction(fn: Any, args: tuple[Any, ...], connection: Any) -> bool:
@@ -222,6 +280,7 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run in the connection's thread (SqliteConnection)
         cur.execute("PRAGMA secure_delete=ON")  # an erased or deleted value is overwritten, not left in a free page
         cur.close()
 
@@ -376,7 +435,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     token = _read_only.set(request.method in SAFE_METHODS)
     try:
-        async with sessionmaker() as session:
+        # Closed directly rather than by ``async with`` (which closes in a new task under asyncio.shield, a cost
+        # on every request): FastAPI already runs a dependency's exit shielded from cancellation.
+        session = sessionmaker()
+        try:
             try:
                 yield session
                 await session.commit()
@@ -385,6 +447,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
                 raise
             for hook in session.info.pop(_after_commit_hooks_key, []):
                 hook()
+        finally:
+            await session.close()
     finally:  # the request's mode must not outlive it (an in-process caller, a test, shares its context)
         try:
             _read_only.reset(token)

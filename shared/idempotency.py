@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import Column, Text
 from sqlmodel import Field, SQLModel
 
@@ -101,7 +102,9 @@ class Idempotency:
     async def respond(self, content: Any, *, status_code: int = 200,
                       headers: dict[str, str] | None = None) -> JSONResponse:
         """Render the response and, under a key, store it in the current transaction."""
-        body = jsonable_encoder(content)
+        # A model (the usual case) renders itself; jsonable_encoder walked it again in Python.
+        body = (content.model_dump(mode="json", by_alias=True) if isinstance(content, BaseModel)
+                else jsonable_encoder(content))
         response = JSONResponse(body, status_code=status_code, headers=headers)
         if self.key is not None:
             kept = {k: v for k, v in (headers or {}).items() if k.lower() in _KEPT_HEADERS}

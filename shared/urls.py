@@ -30,11 +30,16 @@ def is_trusted_proxy(settings: CommonSettings, peer: str | None) -> bool:
     """True when ``peer`` (the direct peer's address) is one of the configured trusted proxies."""
     if not peer:
         return False
+    return _trusted(peer, tuple(settings.trusted_proxies))
+
+
+@lru_cache(maxsize=1024)
+def _trusted(peer: str, trusted: tuple[str, ...]) -> bool:
     try:
         address = ipaddress.ip_address(peer)
     except ValueError:
         return False
-    return any(address in network for network in _networks(tuple(settings.trusted_proxies)))
+    return any(address in network for network in _networks(trusted))
 
 
 def valid_host(value: str | None) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -37,6 +37,7 @@ from shared.idempotency import IdempotencyDep
 from shared.outbox import OutboxDep
 from shared.pagination import CursorQuery, LimitQuery, Page, paginate
 from shared.peers import erase_elsewhere
+from shared.responses import json_response
 from shared.urls import public_url
 
 Registrar = require_roles("programme_manager", "case_worker", "partner_system")
@@ -142,23 +143,25 @@ async def list_beneficiaries(
     include_merged: bool = False,
     merged_into_id: Annotated[str | None, Query(description="Only the records folded into this one (merged "
                                                 "records are then included).")] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Beneficiaries in your governorates, newest first."""
     stmt = svc.list_beneficiaries_query(principal=principal, community_id=community_id, governorate=governorate,
                                         displacement_status=displacement_status, q=q,
                                         include_merged=include_merged, merged_into_id=merged_into_id)
     rows, next_cursor = await paginate(session, stmt, Beneficiary, limit=limit, cursor=cursor, request=request,
                                        response=response, rows_only=True)
-    return {"items": [svc.public_fields(r) for r in rows], "next_cursor": next_cursor}  # rendered by response_model
+    # The service's own rows, rendered once (shared.responses); response_model documents the shape.
+    return json_response({"items": [svc.public_fields(r) for r in rows], "next_cursor": next_cursor},
+                         response=response)
 
 
 @beneficiaries.get("/{beneficiary_id}", response_model=BeneficiaryPublic)
 async def get_beneficiary(beneficiary_id: str, response: Response, session: SessionDep,
-                          principal: Reader) -> dict[str, Any]:
+                          principal: Reader) -> Response:
     """One beneficiary, with its `ETag` (404 when absent or outside your governorates)."""
     beneficiary = await svc.read_beneficiary(session=session, principal=principal, beneficiary_id=beneficiary_id)
     response.headers["ETag"] = make_etag(beneficiary.id, beneficiary.version)
-    return svc.public_fields(beneficiary)  # validated and rendered once, by response_model
+    return json_response(svc.public_fields(beneficiary), response=response)  # rendered once (shared.responses)
 
 
 @beneficiaries.patch("/{beneficiary_id}", response_model=BeneficiaryPublic,
