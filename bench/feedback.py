@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.register import IndicatorWatch, bench_client, bench_community, bench_main, print_lag  # noqa: E402
+from bench.register import PACE, IndicatorWatch, bench_client, bench_community, bench_main, print_lag  # noqa: E402
 
 CATEGORIES = ["information_request", "assistance_request", "minor_dissatisfaction", "appreciation", "sea"]
 
@@ -35,6 +35,7 @@ async def run(url: str, cases: int, concurrency: int) -> None:
             async def submit() -> None:
                 while not queue.empty():
                     i = queue.get_nowait()
+                    await PACE.wait(i)
                     resp = await client.post("/api/v1/feedback", json={
                         "channel": "hotline", "category": CATEGORIES[i % len(CATEGORIES)],
                         "description": f"Synthetic case {i}", "community_id": community_id, "anonymous": i % 2 == 0,

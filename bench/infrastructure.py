@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from register import (  # noqa: E402
+    PACE,
     IndicatorWatch,
     bench_client,
     bench_community,
@@ -45,6 +46,7 @@ async def run(url: str, projects: int, concurrency: int) -> None:
                 nonlocal writes
                 while not queue.empty():
                     i = queue.get_nowait()
+                    await PACE.wait(i)
                     resp = await client.post("/api/v1/infrastructure-projects", json={
                         "title": f"Bench project {i}", "sector": SECTORS[i % len(SECTORS)],
                         "community_id": community_id, "catchment_population": 100 + i, "justification": "benchmark",

@@ -1,6 +1,6 @@
 """Register N people through the gateway; print writes/s and the event → indicator lag (p50, p99).
 
-    .venv/bin/python bench/register.py [--people 500] [--concurrency 8] [--url http://127.0.0.1:8000]
+    .venv/bin/python bench/register.py [--people 500] [--concurrency 8] [--rate 100] [--url http://127.0.0.1:8000]
 
 Without --url it starts its own `crp dev` (embedded NATS, SQLite) in a temporary folder; with
 --database-url postgresql://... the services use PostgreSQL instead. The lag of a write is the
@@ -127,6 +127,26 @@ class IndicatorWatch:
         return lags
 
 
+class Pace:
+    """``--rate R``: write number i is sent no earlier than i / R seconds after the first (a steady offered
+    load, so the lag is measured at a known rate); without it the clients write as fast as they can."""
+
+    def __init__(self) -> None:
+        self.rate: float | None = None
+        self.started: float | None = None
+
+    async def wait(self, i: int) -> None:
+        if not self.rate:
+            return
+        now = time.perf_counter()
+        if self.started is None:
+            self.started = now
+        await asyncio.sleep(max(0.0, self.started + i / self.rate - now))
+
+
+PACE = Pace()
+
+
 def print_lag(label: str, lags: list[float]) -> None:
     print(f"{label:<22} p50 {statistics.median(lags) * 1000:.0f} ms, p99 {percentile(lags, 99) * 1000:.0f} ms, "
           f"max {max(lags) * 1000:.0f} ms")
@@ -138,9 +158,11 @@ def bench_main(doc: str | None, size: str, default: int, run: Callable[[str, int
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(f"--{size}", type=int, default=default)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rate", type=float, help="writes per second in all (default: as fast as possible)")
     parser.add_argument("--url", help="a running gateway; default: start crp dev")
     parser.add_argument("--database-url", help="with no --url: run the services on this PostgreSQL")
     args = parser.parse_args()
+    PACE.rate = args.rate
     proc = None
     url = args.url
     if url is None:
@@ -166,6 +188,7 @@ async def run(url: str, people: int, concurrency: int) -> None:
             async def worker() -> None:
                 while not queue.empty():
                     i = queue.get_nowait()
+                    await PACE.wait(i)
                     body = {"first_name": FIRST[i % len(FIRST)], "father_name": synthetic_name(i, 1),
                             "grandfather_name": synthetic_name(i, 2),
                             "sex": "female" if i % 2 else "male", "date_of_birth": f"{1940 + i % 65}-03-0{1 + i % 9}",
@@ -183,7 +206,8 @@ async def run(url: str, people: int, concurrency: int) -> None:
 
     print(f"people registered      {len(watch.done_at)} (refused: {failures or 'none'}) "
           f"with {concurrency} concurrent clients")
-    print(f"writes/s               {len(watch.done_at) / elapsed:.1f}")
+    print(f"writes/s               {len(watch.done_at) / elapsed:.1f}"
+          + (f" (offered {PACE.rate:g}/s)" if PACE.rate else ""))
     print_lag("event → indicator lag", watch.lags())
 
 
