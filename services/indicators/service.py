@@ -356,20 +356,41 @@ def _months(first: str, last: str) -> list[str]:
 def suppress(values: Sequence[int], threshold: int) -> tuple[set[int], bool]:
     """Which cells of a one-dimension table to hide, and whether to hide its total too.
 
-    Primary: every cell under ``threshold`` (zeros included: every value of the dimension is listed). Then
-    complementary: the smallest other cells, until at least two are hidden and together they hold at least
-    ``threshold`` people. Whoever knows every shown cell and the total then knows only the hidden cells' sum
-    H >= threshold, which any hidden cell may hold alone: each could be anything from 0 to H. A total under
-    ``threshold`` is hidden with every cell.
+    A total under ``threshold`` (and not zero) is hidden with every cell. Otherwise:
+
+    - Zeros are shown: a group with nobody in it describes no one, and hiding it forces a large cell to be hidden
+      with it (a table by sex with nobody of unknown sex would hide the men). So whoever reads the table knows
+      that each hidden cell holds at least one person.
+    - Primary: every cell from 1 to ``threshold - 1``. Complementary: the smallest other cells, until at least two
+      are hidden and their sum ``H`` leaves each of the ``n`` hidden cells free to hold anything from 1 to
+      ``H - (n - 1) >= threshold``: nothing shown or published elsewhere narrows a hidden cell to a small value.
+    - A table that cannot be made so with its zeros shown (many cells of one or two people) hides its zeros too,
+      as primary cells: then each hidden cell may hold anything from 0 to ``H >= threshold``.
     """
-    if sum(values) < threshold:
+    total = sum(values)
+    if total == 0:
+        return set(), False
+    if total < threshold:
         return set(range(len(values))), True
-    hidden = {i for i, v in enumerate(values) if v < threshold}
-    for i in sorted(range(len(values)), key=lambda i: (values[i], i)):
-        if not hidden or (len(hidden) >= 2 and sum(values[j] for j in hidden) >= threshold):
-            break
-        hidden.add(i)
-    return hidden, False
+
+    def complete(hidden: set[int], floor: int) -> set[int] | None:
+        def safe() -> bool:
+            held = sum(values[j] for j in hidden) - floor * (len(hidden) - 1)
+            return not hidden or (len(hidden) >= 2 and held >= threshold)
+
+        for i in sorted(range(len(values)), key=lambda i: (values[i], i)):
+            if safe():
+                return hidden
+            if i not in hidden and values[i] >= floor:
+                hidden.add(i)
+        return hidden if safe() else None
+
+    shown_zeros = complete({i for i, v in enumerate(values) if 0 < v < threshold}, floor=1)
+    if shown_zeros is not None:
+        return shown_zeros, False
+    hidden_zeros = complete({i for i, v in enumerate(values) if v < threshold}, floor=0)
+    assert hidden_zeros is not None  # with the total at or over the threshold, hiding every cell is safe
+    return hidden_zeros, False
 
 
 async def public_breakdown(*, session: AsyncSession, indicator: str, dimension: str,
