@@ -45,7 +45,11 @@ class Beneficiary(Versioned, table=True):
     __tablename__ = "beneficiaries"
     # Duplicate detection compares a registration with the people of its block, nationwide: the blocking key
     # of the name chain and the birth year (matching.blocking_key), wherever they were registered.
-    __table_args__ = (Index("ix_beneficiaries_blocking_key", "blocking_key", "birth_year"),)
+    # The list, newest first, reads these in order and stops after a page (migration 0005_list_order).
+    __table_args__ = (Index("ix_beneficiaries_blocking_key", "blocking_key", "birth_year"),
+                      Index("ix_beneficiaries_live_order", "merged_into_id", "created_at", "id"),
+                      Index("ix_beneficiaries_governorate_live_order", "governorate_pcode", "merged_into_id",
+                            "created_at", "id"))
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     first_name: str = Field(max_length=100)
