@@ -59,24 +59,32 @@ def test_one_trace_id_from_gateway_to_consumer(platform: RunningPlatform) -> Non
                                  if line["message"] == "event applied"]
         [applied] = wait_for(event_applied, timeout=20)
         assert applied["event_type"] == "crp.beneficiaries.beneficiary.registered.v1"
-        [gateway] = [line for line in with_trace(platform, "gateway", caller_trace) if line["message"] == "request"]
+        # (a request's line is written once its answer has gone: wait for it)
+        [gateway] = wait_for(lambda: [line for line in with_trace(platform, "gateway", caller_trace)
+                                      if line["message"] == "request"])
         assert gateway["status"] == 201
-        [service] = [line for line in with_trace(platform, "beneficiaries", caller_trace)
-                     if line["message"] == "request"]
+        [service] = wait_for(lambda: [line for line in with_trace(platform, "beneficiaries", caller_trace)
+                                      if line["message"] == "request"])
         assert service["route"] == "/api/v1/beneficiaries" and service["status"] == 201
 
         # Without one, the gateway starts the trace: find its id in the gateway's log, then at the consumer.
         request_id = os.urandom(8).hex()
         resp = register(client, community.json()["id"], "Yasmin", {"X-Request-ID": request_id})
         assert resp.status_code == 201
-        [started] = [line for line in log_lines(platform, "gateway") if line.get("request_id") == request_id]
+        [started] = wait_for(lambda: [line for line in log_lines(platform, "gateway")
+                                      if line.get("request_id") == request_id])
         trace = started["trace_id"]
         assert trace and len(trace) == 32 and trace != caller_trace
         wait_for(lambda: [line for line in with_trace(platform, "indicators", trace)
                           if line["message"] == "event applied"], timeout=20)
         # Malformed trace context from a caller is replaced, never passed on.
-        resp = client.get("/api/v1/beneficiaries", headers={"traceparent": "00-zz-not-a-trace"})
+        request_id = os.urandom(8).hex()
+        resp = client.get("/api/v1/beneficiaries", headers={"traceparent": "00-zz-not-a-trace",
+                                                             "X-Request-ID": request_id})
         assert resp.status_code == 200
+        [replaced] = wait_for(lambda: [line for line in log_lines(platform, "gateway")
+                                       if line.get("request_id") == request_id and line.get("message") == "request"])
+        assert replaced["trace_id"] and len(replaced["trace_id"]) == 32
         assert not [line for line in log_lines(platform, "gateway") if line.get("trace_id") in ("zz", None)
                     and line.get("message") == "request"]
 
