@@ -145,7 +145,7 @@ async def test_full_lifecycle_scoring_shortlist_support_monitoring_and_audit(gra
     assert session.status_code == 201, session.text
     visit = await client.post(f"/api/v1/grants/{gid}/monitoring-visits", headers=env.token("me_officer"), json={
         "visited_on": TODAY, "business_operating": True, "employees_female": 2, "employees_male": 1,
-        "monthly_income_band": "500k_1m", "latitude": 36.34, "longitude": 43.13,
+        "monthly_income_band": "500k_1m", "latitude": 36.34171, "longitude": 43.13117,
         "notes": "Abu Karim's shop by the mosque is busy"})
     assert visit.status_code == 201, visit.text
     second = await grants.disburse(gid, "600.00")
@@ -176,7 +176,7 @@ async def test_full_lifecycle_scoring_shortlist_support_monitoring_and_audit(gra
     assert made["beneficiary_id"] == strong and made["call_id"] == call["id"] and made["currency"] == "USD"
     assert made["sector"] == "agriculture" and made["governorate_pcode"] == "IQG15" and made["community_id"] == home
     payloads = str(await grants.events())
-    for secret in ("Abu Karim", "Not viable", "mosque", "36.34", "Pricing", "أحمد"):
+    for secret in ("Abu Karim", "Not viable", "mosque", "36.34171", "43.13117", "latitude", "Pricing", "أحمد"):
         assert secret not in payloads
 
 
