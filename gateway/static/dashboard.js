@@ -14,9 +14,12 @@ const GOVERNORATES = [
 ];
 const LABELS = {
   female: "Female", male: "Male", idp: "IDPs", returnee: "Returnees", host_community: "Host community",
-  "0-4": "0-4 years", "5-17": "5-17 years", "18-59": "18-59 years", "60+": "60 years and over",
+  "0-4": "0-4 years", "5-11": "5-11 years", "12-17": "12-17 years", "18-59": "18-59 years",
+  "60+": "60 years and over", unknown: "Not recorded",
 };
-const ORDER = ["female", "male", "0-4", "5-17", "18-59", "60+", "idp", "returnee", "host_community"];
+// The order a reader expects (the contract's age groups, youngest first); "unknown" last.
+const ORDER = ["female", "male", "0-4", "5-11", "12-17", "18-59", "60+", "idp", "returnee", "host_community",
+  "unknown"];
 const SVG = "http://www.w3.org/2000/svg";
 
 // A suppressed figure (null) is hidden: it may be small, or hidden so that a small one cannot be worked out.
