@@ -215,20 +215,30 @@ async def test_bad_uploads_and_access(api: Any, env: Env) -> None:
     assert job["invalid_rows"] == 1
 
 
-async def test_restart_resumes_without_half_applied_rows(env: Env) -> None:
-    settings = env.settings(BeneficiariesSettings, import_batch_size=2)
+CLERK = Principal(sub="clerk", roles=frozenset({"case_worker"}), governorates=frozenset({"*"}))
+
+
+async def community_with_the_service_stopped(settings: BeneficiariesSettings, env: Env) -> str:
+    """Run the service once (migrations, a community to register people in), then stop it with its relay idle
+    (not between its read and its mark), so a test can drive the import worker's batches by hand."""
     app = create_app(settings)
-    async with running(app) as client:  # migrations, and a community to register people in
+    async with running(app) as client:
         cid = await community(client, env)
 
-        async def relayed() -> bool:  # stop once the relay is idle (not between its read and its mark)
+        async def relayed() -> bool:
             async with app.state.sessionmaker() as session:
                 return (await session.execute(select(func.count()).select_from(OutboxMessage).where(
                     OutboxMessage.published_at.is_(None)))).scalar_one() == 0  # type: ignore[union-attr]
         await eventually(relayed)
+    return cid
+
+
+async def test_restart_resumes_without_half_applied_rows(env: Env) -> None:
+    settings = env.settings(BeneficiariesSettings, import_batch_size=2)
+    cid = await community_with_the_service_stopped(settings, env)
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
-    principal = Principal(sub="clerk", roles=frozenset({"case_worker"}), governorates=frozenset({"*"}))
+    principal = CLERK
     records = [csv_row(cid, first_name=name, date_of_birth=f"19{50 + i}-05-05")
                for i, name in enumerate(["Ali", "Sara", "Muna", "Fadhil", "Rami"])]
     try:
@@ -313,18 +323,10 @@ async def test_batches_find_duplicates_in_the_batch_in_earlier_batches_and_in_th
 
 async def test_a_batch_failing_midway_writes_nothing_and_the_job_resumes(env: Env) -> None:
     settings = env.settings(BeneficiariesSettings, import_batch_size=3)
-    app = create_app(settings)
-    async with running(app) as client:
-        cid = await community(client, env)
-
-        async def relayed() -> bool:  # stop once the relay is idle (not between its read and its mark)
-            async with app.state.sessionmaker() as session:
-                return (await session.execute(select(func.count()).select_from(OutboxMessage).where(
-                    OutboxMessage.published_at.is_(None)))).scalar_one() == 0  # type: ignore[union-attr]
-        await eventually(relayed)
+    cid = await community_with_the_service_stopped(settings, env)
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
-    principal = Principal(sub="clerk", roles=frozenset({"case_worker"}), governorates=frozenset({"*"}))
+    principal = CLERK
     records = [csv_row(cid, first_name=name, date_of_birth=f"19{50 + i}-05-05")
                for i, name in enumerate(["Ali", "Sara", "Muna", "Fadhil", "Rami", "Huda", "Basim"])]
 
