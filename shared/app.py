@@ -18,7 +18,7 @@ from sqlmodel import SQLModel
 from shared.auth import TokenVerifier, roles_of
 from shared.bus import Bus
 from shared.consumer import CONSUMER_TABLES, EventApplier, EventConsumer, Handler
-from shared.db import create_engine, create_sessionmaker, database_answers
+from shared.db import Reads, create_engine, create_sessionmaker, database_answers
 from shared.docs import install_docs
 from shared.errors import install_error_handlers, problem_response
 from shared.housekeeping import Housekeeping
@@ -128,6 +128,7 @@ def create_service_app(service: Service, settings: CommonSettings,
             await service.migrate(engine, settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.reads = Reads(engine)
         app.state.http = http = http_client()  # for peers (shared.peers)
         app.state.metrics_hooks = []  # coroutines that refresh gauges when /metrics is scraped
         app.state.bus = bus = Bus(settings)

@@ -458,3 +458,37 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 # scope="function": the commit happens before the response is sent, so a 2xx means it is stored.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+class Reads:
+    """The reads of a safe-method request that needs no session: each statement on a pooled connection checked
+    out around it and returned with its rows. PostgreSQL: autocommit, one round trip (no BEGIN, no COMMIT);
+    SQLite: a deferred read transaction on the event loop (WAL: it never waits for a writer).
+
+    A session's unit of work, identity map and transaction bookkeeping cost more than a lone SELECT by key or a
+    page; a read that needs one snapshot across several statements keeps using the session (``one_snapshot``)."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT") \
+            if engine.dialect.name == "postgresql" else engine
+
+    async def all(self, stmt: Any, params: dict[str, Any] | None = None) -> list[Any]:
+        token = _read_only.set(True)
+        try:
+            async with self._engine.connect() as conn:
+                return (await conn.execute(stmt, params)).all()
+        finally:
+            _read_only.reset(token)
+
+    async def first(self, stmt: Any, params: dict[str, Any] | None = None) -> Any:
+        rows = await self.all(stmt, params)
+        return rows[0] if rows else None
+
+
+async def get_reads(request: Request) -> Reads:
+    return request.app.state.reads
+
+
+ReadsDep = Annotated[Reads, Depends(get_reads)]

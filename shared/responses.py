@@ -15,10 +15,11 @@ from pydantic_core import to_json
 from starlette.responses import Response
 
 
-def json_response(content: Any, *, response: Response | None = None, status_code: int = 200) -> Response:
-    """``content`` as an ``application/json`` response, with the headers a route set on its injected
-    ``response`` (``ETag``, ``Link``), as FastAPI would have added them to a response it rendered."""
-    rendered = Response(to_json(content), status_code=status_code, media_type="application/json")
+def json_response(content: Any, *, response: Response | None = None, status_code: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:
+    """``content`` as an ``application/json`` response, with ``headers`` and the headers a route set on its injected
+    ``response`` (``Link``), as FastAPI would have added them to a response it rendered."""
+    rendered = Response(to_json(content), status_code=status_code, media_type="application/json", headers=headers)
     if response is not None:
         rendered.raw_headers.extend((k, v) for k, v in response.raw_headers if k != b"content-length")
     return rendered

@@ -8,6 +8,7 @@ from sqlalchemy import Row, bindparam, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.auth import Principal
+from shared.db import Reads
 from shared.errors import NotFound
 
 M = TypeVar("M")
@@ -25,14 +26,14 @@ async def get_in_scope(session: AsyncSession, model: type[M], id_: str, principa
 _BY_ID: dict[Any, Any] = {}
 
 
-async def read_in_scope(session: AsyncSession, model: Any, id_: str, principal: Principal, *, label: str) -> Row[Any]:
-    """``get_in_scope`` for a request that only reads the row: one cached Core statement on the session's
-    connection, the columns as a read-only ``Row`` (attribute access, like the model), no ORM identity load."""
+async def read_in_scope(reads: Reads, model: Any, id_: str, principal: Principal, *, label: str) -> Row[Any]:
+    """``get_in_scope`` for a request that only reads the row: one cached Core statement (``shared.db.Reads``),
+    the columns as a read-only ``Row`` (attribute access, like the model), no session, no ORM identity load."""
     stmt = _BY_ID.get(model)
     if stmt is None:
         table = model.__table__
         stmt = _BY_ID[model] = select(*table.c).where(table.c.id == bindparam("id"))
-    row = (await (await session.connection()).execute(stmt, {"id": id_})).first()
+    row = await reads.first(stmt, {"id": id_})
     if row is None or not principal.sees(row.governorate_pcode):
         raise NotFound(f"No {label} {id_}")
     return row

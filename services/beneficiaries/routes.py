@@ -30,7 +30,7 @@ from services.beneficiaries.schemas import (
     RescanResult,
 )
 from shared.auth import CurrentPrincipal, require_roles
-from shared.db import SessionDep
+from shared.db import ReadsDep, SessionDep
 from shared.errors import Unprocessable
 from shared.etag import check_if_match, make_etag
 from shared.idempotency import IdempotencyDep
@@ -135,7 +135,7 @@ async def register_beneficiary(request: Request, body: BeneficiaryCreate, sessio
 
 @beneficiaries.get("", response_model=Page[BeneficiaryPublic])
 async def list_beneficiaries(
-    request: Request, response: Response, session: SessionDep, principal: Reader,
+    request: Request, response: Response, reads: ReadsDep, principal: Reader,
     limit: LimitQuery = 50, cursor: CursorQuery = None, community_id: str | None = None,
     governorate: str | None = None, displacement_status: DisplacementStatus | None = None,
     q: Annotated[str | None, Query(max_length=200, description="Name search, Arabic or Latin; "
@@ -145,23 +145,22 @@ async def list_beneficiaries(
                                                 "records are then included).")] = None,
 ) -> Response:
     """Beneficiaries in your governorates, newest first."""
-    stmt = svc.list_beneficiaries_query(principal=principal, community_id=community_id, governorate=governorate,
+    stmt, params = svc.list_beneficiaries_query(principal=principal, community_id=community_id, governorate=governorate,
                                         displacement_status=displacement_status, q=q,
                                         include_merged=include_merged, merged_into_id=merged_into_id)
-    rows, next_cursor = await paginate(session, stmt, Beneficiary, limit=limit, cursor=cursor, request=request,
-                                       response=response, rows_only=True)
+    rows, next_cursor = await paginate(reads, stmt, Beneficiary, limit=limit, cursor=cursor, request=request,
+                                       response=response, rows_only=True, params=params)
     # The service's own rows, rendered once (shared.responses); response_model documents the shape.
     return json_response({"items": [svc.public_fields(r) for r in rows], "next_cursor": next_cursor},
                          response=response)
 
 
 @beneficiaries.get("/{beneficiary_id}", response_model=BeneficiaryPublic)
-async def get_beneficiary(beneficiary_id: str, response: Response, session: SessionDep,
-                          principal: Reader) -> Response:
+async def get_beneficiary(beneficiary_id: str, reads: ReadsDep, principal: Reader) -> Response:
     """One beneficiary, with its `ETag` (404 when absent or outside your governorates)."""
-    beneficiary = await svc.read_beneficiary(session=session, principal=principal, beneficiary_id=beneficiary_id)
-    response.headers["ETag"] = make_etag(beneficiary.id, beneficiary.version)
-    return json_response(svc.public_fields(beneficiary), response=response)  # rendered once (shared.responses)
+    beneficiary = await svc.read_beneficiary(reads=reads, principal=principal, beneficiary_id=beneficiary_id)
+    return json_response(svc.public_fields(beneficiary),  # rendered once (shared.responses)
+                         headers={"ETag": make_etag(beneficiary.id, beneficiary.version)})
 
 
 @beneficiaries.patch("/{beneficiary_id}", response_model=BeneficiaryPublic,

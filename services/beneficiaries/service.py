@@ -48,7 +48,7 @@ from services.beneficiaries.schemas import (
 from shared.audit import AuditEntry, audit
 from shared.auth import Principal
 from shared.concurrency import lock_rows
-from shared.db import advisory_xact_lock, after_commit, utcnow
+from shared.db import Reads, advisory_xact_lock, after_commit, utcnow
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events import CloudEvent, EventData
 from shared.events.beneficiaries import (
@@ -62,7 +62,7 @@ from shared.events.beneficiaries import (
 from shared.observability import request_id_var, trace_var
 from shared.outbox import Outbox, OutboxMessage
 from shared.pii import check_chain, current_chain, keyed_hash, needs_rewrap, rewrap
-from shared.scope import get_in_scope, read_in_scope, select_filtered, select_in_scope
+from shared.scope import get_in_scope, read_in_scope, select_filtered
 from shared.settings import CommonSettings
 
 
@@ -518,28 +518,53 @@ async def get_beneficiary(*, session: AsyncSession, principal: Principal, benefi
     return await get_in_scope(session, Beneficiary, beneficiary_id, principal, label="beneficiary")
 
 
-async def read_beneficiary(*, session: AsyncSession, principal: Principal, beneficiary_id: str) -> Any:
-    """``get_beneficiary`` for a request that only shows it: a read-only row (``to_public`` renders it)."""
-    return await read_in_scope(session, Beneficiary, beneficiary_id, principal, label="beneficiary")
+async def read_beneficiary(*, reads: Reads, principal: Principal, beneficiary_id: str) -> Any:
+    """``get_beneficiary`` for a request that only shows it: a read-only row (``public_fields`` renders it)."""
+    return await read_in_scope(reads, Beneficiary, beneficiary_id, principal, label="beneficiary")
 
 
 def list_beneficiaries_query(*, principal: Principal, community_id: str | None, governorate: str | None,
-                             displacement_status: str | None, q: str | None,
-                             include_merged: bool, merged_into_id: str | None = None) -> Select[Any]:
-    stmt = select_in_scope(Beneficiary, principal)
-    if community_id:
-        stmt = stmt.where(Beneficiary.community_id == community_id)
-    if governorate:
-        stmt = stmt.where(Beneficiary.governorate_pcode == governorate)
-    if displacement_status:
-        stmt = stmt.where(Beneficiary.displacement_status == displacement_status)
-    if merged_into_id:
-        stmt = stmt.where(Beneficiary.merged_into_id == merged_into_id)
-    elif not include_merged:
-        stmt = stmt.where(Beneficiary.merged_into_id.is_(None))  # type: ignore[union-attr]
-    for token in normalize(q or "").split():
+                             displacement_status: str | None, q: str | None, include_merged: bool,
+                             merged_into_id: str | None = None) -> tuple[Select[Any], dict[str, Any]]:
+    """The list's statement and the values of its parameters. The statement of each combination of filters is
+    built once (``shared.pagination.paginate`` then pages it without rebuilding it), its values bound per
+    request."""
+    scope = principal.scope_filter()
+    tokens = normalize(q or "").split()
+    params: dict[str, Any] = {}
+    if scope is not None:
+        params["scope"] = sorted(scope)
+    for name, value in (("community_id", community_id), ("governorate", governorate),
+                        ("displacement_status", displacement_status), ("merged_into_id", merged_into_id)):
+        if value:
+            params[name] = value
+    for i, token in enumerate(tokens):
         # Every query token must appear in the normalised name chain (Arabic or Latin, any variant).
-        stmt = stmt.where(Beneficiary.search_key.contains(token, autoescape=True))  # type: ignore[attr-defined]
+        params[f"q{i}"] = "%" + token.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+    shape = (tuple(params), include_merged)
+    stmt = _LIST_QUERIES.get(shape)
+    if stmt is None:
+        stmt = _LIST_QUERIES[shape] = _list_query(shape[0], include_merged)
+    return stmt, params
+
+
+_LIST_QUERIES: dict[tuple[tuple[str, ...], bool], Select[Any]] = {}
+
+
+def _list_query(filters: tuple[str, ...], include_merged: bool) -> Select[Any]:
+    table: Any = Beneficiary.__table__  # type: ignore[attr-defined]
+    stmt = select(Beneficiary)
+    column_of = {"community_id": table.c.community_id, "governorate": table.c.governorate_pcode,
+                 "displacement_status": table.c.displacement_status, "merged_into_id": table.c.merged_into_id}
+    for name in filters:
+        if name == "scope":  # the caller's governorates: lists never show what a 404 hides
+            stmt = stmt.where(table.c.governorate_pcode.in_(bindparam("scope", expanding=True)))
+        elif name.startswith("q"):
+            stmt = stmt.where(table.c.search_key.like(bindparam(name), escape="/"))
+        else:
+            stmt = stmt.where(column_of[name] == bindparam(name))
+    if "merged_into_id" not in filters and not include_merged:
+        stmt = stmt.where(table.c.merged_into_id.is_(None))
     return stmt
 
 

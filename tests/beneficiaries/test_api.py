@@ -279,6 +279,83 @@ async def test_cursor_pagination(api: Any, env: Env) -> None:
     assert_problem(await client.get("/api/v1/beneficiaries?cursor=@@@", headers=headers), 422)
 
 
+async def test_each_list_binds_its_own_values_to_the_shared_statement(api: Any, env: Env) -> None:
+    """The list's statement is built once per combination of filters and reused with each request's values
+    (services.beneficiaries.service.list_beneficiaries_query): requests of the same shape but other values, one
+    after another, each get their own answer; another caller's scope is never carried over."""
+    client, _ = api
+    admin = env.token("admin")
+    ninewa, erbil = await community(client, env, "IQG15Q05"), await community(client, env, "IQG11Q01")
+    for first, father, place, born in (("Layla", "Karim", ninewa, "1980-01-01"),
+                                       ("Samira", "Yousif", erbil, "1975-05-05"),
+                                       ("Layla", "Hamid", erbil, "1990-03-03")):
+        resp = await client.post("/api/v1/beneficiaries", headers=admin, json=person(
+            place, first_name=first, father_name=father, grandfather_name=None, date_of_birth=born))
+        assert resp.status_code == 201, resp.text
+
+    async def names(headers: dict[str, str], **params: str) -> list[str]:
+        resp = await client.get("/api/v1/beneficiaries", params=params, headers=headers)
+        assert resp.status_code == 200, resp.text
+        return sorted(f"{p['first_name']} {p['father_name']}" for p in resp.json()["items"])
+
+    assert await names(admin, q="layla") == ["Layla Hamid", "Layla Karim"]
+    assert await names(admin, q="samira") == ["Samira Yousif"]
+    assert await names(admin, q="layla karim") == ["Layla Karim"]
+    assert await names(admin, q="layla yousif") == []
+    assert await names(admin, governorate="IQG11") == ["Layla Hamid", "Samira Yousif"]
+    assert await names(admin, governorate="IQG15") == ["Layla Karim"]
+    assert await names(env.token("case_worker", governorates=("IQG15",))) == ["Layla Karim"]
+    assert await names(env.token("case_worker", governorates=("IQG11",))) == ["Layla Hamid", "Samira Yousif"]
+    assert await names(env.token("case_worker", governorates=("IQG11", "IQG15")), q="layla") == [
+        "Layla Hamid", "Layla Karim"]
+    assert await names(env.token("case_worker", governorates=("IQG01",))) == []
+    assert await names(admin, community_id=ninewa) == ["Layla Karim"]
+    assert await names(admin, community_id=erbil, q="layla") == ["Layla Hamid"]
+    # LIKE's wildcards in a search are letters to find, not patterns (normalised away, or escaped)
+    assert await names(admin, q="%") == await names(admin) and await names(admin, q="l_yla") == []
+
+
+async def test_reads_take_no_lock_and_see_only_committed_rows(api: Any, env: Env) -> None:
+    """A GET by id and the list read without a session (shared.db.Reads). While another process holds the write
+    lock with an uncommitted change (SQLite: BEGIN IMMEDIATE; PostgreSQL: a row lock), both answer at once, with
+    the committed values: a read that took SQLite's write lock would wait for it (30 s)."""
+    import asyncio
+
+    client, app = api
+    headers = env.token("case_worker")
+    created = (await client.post("/api/v1/beneficiaries", headers=headers,
+                                 json=person(await community(client, env)))).json()
+    update = "UPDATE beneficiaries SET first_name = 'Uncommitted' WHERE id = "
+    if env.backend == "sqlite":
+        import sqlite3
+
+        other: Any = sqlite3.connect(app.state.settings.database_url.split(":///", 1)[1], isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute(update + "?", (created["id"],))
+    else:
+        import asyncpg
+
+        from tests.conftest import POSTGRES_URL
+
+        other = await asyncpg.connect(POSTGRES_URL, server_settings={"search_path": app.state.settings.schema})
+        await other.execute("BEGIN")
+        await other.execute(update + "$1", created["id"])
+    try:
+        async with asyncio.timeout(5):
+            one = await client.get(f"/api/v1/beneficiaries/{created['id']}", headers=headers)
+            page = await client.get("/api/v1/beneficiaries", headers=headers)
+        assert one.status_code == 200 and one.json()["first_name"] == created["first_name"] == "أحمد"
+        assert one.headers["etag"] == (await client.get(f"/api/v1/beneficiaries/{created['id']}",
+                                                        headers=headers)).headers["etag"]
+        assert [p["first_name"] for p in page.json()["items"]] == ["أحمد"]
+    finally:
+        if env.backend == "sqlite":
+            other.execute("ROLLBACK")
+            other.close()
+        else:
+            await other.close()
+
+
 async def test_health_and_metrics(api: Any, env: Env) -> None:
     client, app = api
     assert (await client.get("/healthz")).json() == {"status": "ok"}
@@ -298,10 +375,9 @@ async def test_the_list_reads_its_index_in_order_and_sorts_nothing(api: Any, env
     sorted all of it, 60 ms a page at 50,000 people). SQLite's plan, with no statistics, as in production."""
     if env.backend != "sqlite":
         pytest.skip("the plan is SQLite's (PostgreSQL chooses by its statistics)")
-    from sqlalchemy import tuple_
-
     from services.beneficiaries.service import list_beneficiaries_query
     from shared.auth import Principal
+    from shared.pagination import _paged
 
     _, app = api
     everywhere = Principal(sub="t", roles=frozenset({"admin"}), governorates=frozenset({"*"}))
@@ -310,11 +386,15 @@ async def test_the_list_reads_its_index_in_order_and_sorts_nothing(api: Any, env
                                         q=q, include_merged=False)
                for p, g, q in ((everywhere, None, None), (everywhere, "IQG15", None), (ninewa, None, None),
                                (everywhere, None, "ahmad"))]
-    queries.append(queries[0].where(tuple_(Beneficiary.created_at, Beneficiary.id) < tuple_(func.now(), "z")))
+    pages = [(stmt, params, False) for stmt, params in queries] + [(*queries[0], True)]  # a later page
     async with app.state.engine.connect() as conn:
-        for stmt in queries:
-            stmt = stmt.order_by(Beneficiary.created_at.desc(), Beneficiary.id.desc()).limit(51)
-            sql = str(stmt.compile(conn.sync_connection, compile_kwargs={"literal_binds": True}))
-            plan = " / ".join(row[-1] for row in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")).all())
+        for stmt, params, later in pages:
+            # The statement the list runs (paginate's), with this request's values bound.
+            values = dict(params, _page_limit=51, **({"_page_created": "2100-01-01 00:00:00", "_page_id": "z"}
+                                                     if later else {}))
+            state = _paged(stmt, Beneficiary, later, True).compile(conn.sync_connection).construct_expanded_state(
+                values)
+            plan = " / ".join(row[-1] for row in (await conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {state.statement}", tuple(state.positional_parameters))).all())
             assert "USING INDEX ix_beneficiaries_" in plan and "_live_order" in plan, plan
             assert "TEMP B-TREE" not in plan, plan
