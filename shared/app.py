@@ -128,7 +128,7 @@ def create_service_app(service: Service, settings: CommonSettings,
             await service.migrate(engine, settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.reads = Reads(engine)
+        app.state.reads = Reads(engine, settings)
         app.state.http = http = http_client()  # for peers (shared.peers)
         app.state.metrics_hooks = []  # coroutines that refresh gauges when /metrics is scraped
         app.state.bus = bus = Bus(settings)
@@ -147,6 +147,7 @@ def create_service_app(service: Service, settings: CommonSettings,
                 await worker.stop()
             await relay.stop()
             await bus.close()
+            await app.state.reads.aclose()
             await engine.dispose()
             await http.aclose()
             shutdown_tracing()

@@ -48,7 +48,7 @@ from services.beneficiaries.schemas import (
 from shared.audit import AuditEntry, audit
 from shared.auth import Principal
 from shared.concurrency import lock_rows
-from shared.db import Reads, advisory_xact_lock, after_commit, utcnow
+from shared.db import ReadRow, Reads, advisory_xact_lock, after_commit, utcnow
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events import CloudEvent, EventData
 from shared.events.beneficiaries import (
@@ -151,7 +151,7 @@ def public_fields(b: Beneficiary | Any) -> dict[str, Any]:
     route whose ``response_model`` validates and renders it once, in pydantic's core (a page of 50 models built
     in Python first cost more than the query). A row is read through its mapping: a ``Row``'s attribute access
     costs ten times a mapping lookup, and a page reads a thousand values."""
-    v: Any = b._mapping if isinstance(b, Row) else _Attributes(b)
+    v: Any = b._mapping if isinstance(b, Row | ReadRow) else _Attributes(b)
     return {
         "id": v["id"], "first_name": v["first_name"], "father_name": v["father_name"],
         "grandfather_name": v["grandfather_name"], "family_name": v["family_name"], "sex": v["sex"],

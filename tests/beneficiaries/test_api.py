@@ -356,6 +356,71 @@ async def test_reads_take_no_lock_and_see_only_committed_rows(api: Any, env: Env
             await other.close()
 
 
+async def test_a_read_without_session_gives_the_values_the_engine_gives(api: Any, env: Env) -> None:
+    """``shared.db.Reads`` (on PostgreSQL, asyncpg's own rows) returns every column as SQLAlchemy's engine does:
+    text, dates, aware UTC timestamps, JSON, nulls; and a statement with a column the driver would return
+    otherwise (an Enum, a type decorator of another kind) is read through the engine instead."""
+    from sqlalchemy import Enum, bindparam, column
+    from sqlalchemy import select as select_
+
+    from shared.db import _compile_for_driver
+
+    client, app = api
+    headers = env.token("programme_manager")
+    created = (await client.post("/api/v1/beneficiaries", headers=headers, json=person(
+        await community(client, env), phone="+9647701234567", national_id="19880402123",
+        disability={"seeing": 2, "hearing": 1, "walking": 3, "cognition": 1, "self_care": 1,
+                    "communication": 1}))).json()
+    withdrawn = await client.post(f"/api/v1/beneficiaries/{created['id']}/consent-withdrawal", headers=headers,
+                                  json={"withdrawn_on": "2026-11-20", "reason": "moved away"})
+    assert withdrawn.status_code == 200, withdrawn.text
+    table: Any = Beneficiary.__table__
+    stmt = select_(*table.c).where(table.c.id == bindparam("id"))
+    read = await app.state.reads.first(stmt, {"id": created["id"]})
+    async with app.state.engine.connect() as conn:
+        expected = (await conn.execute(stmt, {"id": created["id"]})).first()
+    assert read is not None and expected is not None
+    for name in table.c.keys():
+        assert getattr(read, name) == getattr(expected, name), name
+        assert type(getattr(read, name)) is type(getattr(expected, name)), name
+        assert read._mapping[name] == expected._mapping[name], name
+    assert read.disability["walking"] == 3 and read.consent_withdrawn_on.isoformat() == "2026-11-20"
+    assert read.created_at.tzinfo is not None and read.national_id_hash is not None
+    assert await app.state.reads.first(stmt, {"id": "nobody"}) is None
+    if env.backend == "postgresql":
+        assert _compile_for_driver(stmt, app.state.engine.dialect) is not None
+        kinds = select_(table.c.id, column("kind", Enum("a", "b", name="kind")))
+        assert _compile_for_driver(kinds, app.state.engine.dialect) is None
+
+
+async def test_a_read_survives_its_connection_being_dropped(api: Any, env: Env) -> None:
+    """PostgreSQL: the server drops the reads' pooled connections (a restart, an idle timeout, an operator): the next
+    GET and list still answer 200, on a new connection (a read is tried once more), not a 503."""
+    if env.backend != "postgresql":
+        pytest.skip("asyncpg's pool of reads is PostgreSQL's")
+    import asyncpg
+
+    from tests.conftest import POSTGRES_URL
+
+    client, app = api
+    headers = env.token("case_worker")
+    created = (await client.post("/api/v1/beneficiaries", headers=headers,
+                                 json=person(await community(client, env)))).json()
+    assert (await client.get(f"/api/v1/beneficiaries/{created['id']}", headers=headers)).status_code == 200
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        name = f"crp-reads-{app.state.settings.schema}"[:63]
+        dropped = await admin.fetchval("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                       "WHERE application_name = $1", name)
+    finally:
+        await admin.close()
+    assert dropped >= 1
+    one = await client.get(f"/api/v1/beneficiaries/{created['id']}", headers=headers)
+    page = await client.get("/api/v1/beneficiaries", headers=headers)
+    assert one.status_code == 200 and one.json()["id"] == created["id"], one.text
+    assert page.status_code == 200 and [p["id"] for p in page.json()["items"]] == [created["id"]], page.text
+
+
 async def test_health_and_metrics(api: Any, env: Env) -> None:
     client, app = api
     assert (await client.get("/healthz")).json() == {"status": "ok"}
