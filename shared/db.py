@@ -468,8 +468,9 @@ class Reads:
     - SQLite: one connection of the process's own, opened on first use and kept, in autocommit, used directly on
       the event loop (as the session's reads already are): each SELECT is its own read transaction, and WAL means
       it never waits for a writer.
-    - PostgreSQL: asyncpg's own pool (``READS_POOL_SIZE`` connections, opened as needed), autocommit, one round
-      trip, the statement compiled once by SQLAlchemy, a connection found broken (a restart) tried once more.
+    - PostgreSQL: asyncpg's own pool (``CRP_DATABASE_READ_POOL_SIZE`` connections, opened as needed),
+      autocommit, one round trip, the statement compiled once by SQLAlchemy, a connection found broken (a restart)
+      tried once more.
       Only statements whose columns the driver returns as SQLAlchemy would (text, numbers, dates, aware
       timestamps, JSON; ``_DRIVER_TYPES``) are read this way; any other goes through the engine, in autocommit.
 
@@ -528,8 +529,8 @@ class Reads:
             if self._pool is None:
                 url = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
                 self._pool = await asyncpg.create_pool(
-                    url, min_size=0, max_size=READS_POOL_SIZE, reset=_no_reset, init=_json_codecs,
-                    record_class=ReadRow, server_settings={
+                    url, min_size=0, max_size=self._settings.database_read_pool_size, reset=_no_reset,
+                    init=_json_codecs, record_class=ReadRow, server_settings={
                         "search_path": self._settings.schema or "public",
                         "application_name": f"crp-reads-{self._settings.schema or 'public'}"[:63]})
         return self._pool
@@ -562,9 +563,6 @@ class Reads:
                 await asyncio.wait_for(pool.close(), 5)
             except TimeoutError:
                 pool.terminate()
-
-
-READS_POOL_SIZE = 10  # PostgreSQL connections a process may open for its session-free reads
 
 
 def _row_class() -> type:
