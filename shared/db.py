@@ -491,7 +491,7 @@ class Reads:
         self._sqlite: Any = None
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
-        self._compiled: Any = weakref.WeakKeyDictionary()  # statement -> its PostgreSQL SQL, or None (engine)
+        self._compiled: Any = weakref.WeakKeyDictionary()  # statement -> _SEEN, _ENGINE or its compiled SQL
 
     async def all(self, stmt: Any, params: dict[str, Any] | None = None) -> list[Any]:
         if self._sqlite_path is not None:
@@ -500,10 +500,12 @@ class Reads:
             except exc.DBAPIError:
                 self.close()  # the next read opens the file again
                 raise
-        compiled = self._compiled.get(stmt, False)
-        if compiled is False:
+        compiled = self._compiled.get(stmt)
+        if compiled is None:  # first read of this statement: through the engine (its cache knows the shape)
+            self._compiled[stmt] = _SEEN
+        elif compiled is _SEEN:  # read again: a statement kept for reuse, worth compiling for the driver
             compiled = self._compiled[stmt] = _compile_for_driver(stmt, self._engine.dialect)
-        if compiled is not None:
+        if compiled is not None and compiled is not _SEEN and compiled is not _ENGINE:
             return await self._fetch(compiled.construct_expanded_state(params or {}))
         async with self._engine.connect() as conn:
             return (await conn.execute(stmt, params)).all()
@@ -513,13 +515,21 @@ class Reads:
         return rows[0] if rows else None
 
     async def _fetch(self, state: Any) -> list[Any]:
+        import asyncpg
+
         pool = self._pool or await self._open_pool()
         for attempt in (1, 2):
-            try:
-                return await pool.fetch(state.statement, *state.positional_parameters)
-            except Exception as error:  # a pooled connection the server dropped (restart): once more, on a new one
-                if attempt == 2 or not is_connection_error(error):
-                    raise
+            async with pool.acquire() as conn:
+                try:
+                    return await conn.fetch(state.statement, *state.positional_parameters)
+                except Exception as error:
+                    # A connection the server dropped (a restart, an operator): never handed out again, and the
+                    # read (it changes nothing) is tried once more, on a new one.
+                    if not (is_connection_error(error) or isinstance(error, asyncpg.exceptions.InternalClientError)):
+                        raise
+                    conn.terminate()
+                    if attempt == 2:
+                        raise
         raise AssertionError("unreachable")
 
     async def _open_pool(self) -> Any:
@@ -599,12 +609,19 @@ async def _json_codecs(connection: Any) -> None:
         await connection.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+_SEEN, _ENGINE = object(), object()
+
+
 def _compile_for_driver(stmt: Any, dialect: Any) -> Any:
     """``stmt`` compiled for asyncpg when the driver returns each of its columns as SQLAlchemy would (no result
-    processing beyond what ``_DRIVER_TYPES`` do), else None."""
-    if not isinstance(stmt, Select):
-        return None
-    return stmt.compile(dialect=dialect) if all(_driver_reads(c.type) for c in stmt.selected_columns) else None
+    processing beyond what ``_driver_reads`` accepts), else ``_ENGINE``.
+
+    Compiled once per statement object, with the values it holds: only a statement read more than once (kept for
+    reuse, its values bound per request: ``read_in_scope``, ``paginate``'s pages of a kept statement) is worth it;
+    a statement built for one request goes through the engine, whose cache compiles each shape once."""
+    if not isinstance(stmt, Select) or not all(_driver_reads(c.type) for c in stmt.selected_columns):
+        return _ENGINE
+    return stmt.compile(dialect=dialect)
 
 
 def _driver_reads(kind: Any) -> bool:
