@@ -6,6 +6,7 @@ retried request after a crash either finds it or finds nothing done.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable, Coroutine
@@ -59,6 +60,13 @@ class Idempotency:
         self._hash: str | None = None
         if self.key is not None and not (0 < len(self.key) <= 255):
             raise Unprocessable("Idempotency-Key must be 1 to 255 characters")
+
+    def in_session(self, session: Any) -> Idempotency:
+        """This request's key, checked and stored in ``session``'s transaction instead of the request's own (a group
+        commit writes several requests in one transaction: ``shared.group_commit``)."""
+        other = copy.copy(self)
+        other.session = session
+        return other
 
     async def _request_hash(self) -> str:
         if self._hash is None:
