@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from services.beneficiaries import gazetteer
 from services.beneficiaries import service as svc
 from services.beneficiaries.models import Beneficiary, Community, DuplicateReview
+from services.beneficiaries.registrations import Registration
 from services.beneficiaries.schemas import (
     AreaPublic,
     BeneficiaryCreate,
@@ -125,12 +126,18 @@ async def register_beneficiary(request: Request, body: BeneficiaryCreate, sessio
     anyway: each such pair then waits in the duplicate review queue for a programme manager. The same
     `national_id` twice is always 409.
     """
+    def headers(b: Any) -> dict[str, str]:
+        return {"ETag": make_etag(b.id, b.version), "Location": public_url(request, f"/api/v1/beneficiaries/{b.id}")}
+
+    # Written with the registrations that arrived meanwhile (group commit), else alone.
+    if (registrations := getattr(request.app.state, "registrations", None)) is not None:
+        response = await registrations.submit(Registration(body, svc.Origin.current(principal), idem, headers))
+        if response is not None:
+            return response
     return await idem.once(
         svc.register(session=session, outbox=outbox, settings=request.app.state.settings, principal=principal,
                      data=body),
-        svc.to_public, status_code=201,
-        headers=lambda b: {"ETag": make_etag(b.id, b.version),
-                           "Location": public_url(request, f"/api/v1/beneficiaries/{b.id}")})
+        svc.to_public, status_code=201, headers=headers)
 
 
 @beneficiaries.get("", response_model=Page[BeneficiaryPublic])
