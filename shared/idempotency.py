@@ -128,3 +128,14 @@ async def get_idempotency(request: Request, session: SessionDep, principal: Curr
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]
+
+
+async def get_unbound_idempotency(request: Request, principal: CurrentPrincipal) -> Idempotency:
+    """The helper without the request's session, for a route whose work runs in a transaction of its own: bind it
+    with ``in_session`` (a group commit: ``shared.group_commit``)."""
+    return Idempotency(request, None, principal.sub)
+
+
+UnboundIdempotencyDep = Annotated[Idempotency, Depends(get_unbound_idempotency)]
+IDEMPOTENCY_DEPENDENCIES = frozenset({get_idempotency, get_unbound_idempotency})
+"""A route that depends on one of these honours ``Idempotency-Key`` (documented in its OpenAPI operation)."""

@@ -39,7 +39,8 @@ class Registration:
 
 
 class Registrations(GroupCommit[Registration, JSONResponse]):
-    """The service's group commit of registrations (``app.state.registrations``; None when the batch max is 1)."""
+    """The service's registrations (``app.state.registrations``): written in batches, or alone when the batch max is
+    1 or a batch failed."""
 
     def __init__(self, app: FastAPI, settings: CommonSettings) -> None:
         max_size = int(getattr(settings, "registration_batch_max", 1))
@@ -48,7 +49,24 @@ class Registrations(GroupCommit[Registration, JSONResponse]):
         self.settings = settings
         self.sessionmaker = app.state.sessionmaker
         self.outbox = app.state.outbox
-        app.state.registrations = self if max_size > 1 else None
+        app.state.registrations = self
+
+    async def register(self, item: Registration) -> JSONResponse:
+        """The request's response, once its registration is committed (or the problem it raises)."""
+        if self.max_size > 1 and (response := await self.submit(item)) is not None:
+            return response
+        return await self.write_alone(item)
+
+    async def write_alone(self, item: Registration) -> JSONResponse:
+        """One registration in its own transaction: ``service.register`` under ``Idempotency.once``, as any route."""
+        async with self.sessionmaker() as session:
+            response = await item.idem.in_session(session).once(
+                svc.register(session=session, outbox=self.outbox, settings=self.settings,
+                             principal=item.origin.principal, data=item.data),
+                svc.to_public, status_code=201, headers=item.headers)
+            await session.commit()
+        run_after_commit_hooks(session)  # wake the outbox relay
+        return response
 
     async def write_batch(self, items: list[Registration]) -> list[JSONResponse | ProblemError]:
         """Register ``items`` in one transaction and commit it: each one's response, or the problem it raises."""

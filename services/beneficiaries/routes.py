@@ -34,7 +34,7 @@ from shared.auth import CurrentPrincipal, require_roles
 from shared.db import SessionDep
 from shared.errors import Unprocessable
 from shared.etag import check_if_match, make_etag
-from shared.idempotency import IdempotencyDep
+from shared.idempotency import IdempotencyDep, UnboundIdempotencyDep
 from shared.outbox import OutboxDep
 from shared.pagination import CursorQuery, LimitQuery, Page, paginate
 from shared.peers import erase_elsewhere
@@ -115,8 +115,8 @@ async def get_household(household_id: str, session: SessionDep, principal: Reade
 
 @beneficiaries.post("", status_code=201, response_model=BeneficiaryPublic,
                     responses={409: {"description": "Probable duplicate (with `candidates`) or same national ID"}})
-async def register_beneficiary(request: Request, body: BeneficiaryCreate, session: SessionDep,
-                               outbox: OutboxDep, principal: Registrar, idem: IdempotencyDep) -> JSONResponse:
+async def register_beneficiary(request: Request, body: BeneficiaryCreate, principal: Registrar,
+                               idem: UnboundIdempotencyDep) -> JSONResponse:
     """Register a person with their informed consent.
 
     A probable duplicate of someone already registered anywhere in the country (same name chain, in any
@@ -129,15 +129,9 @@ async def register_beneficiary(request: Request, body: BeneficiaryCreate, sessio
     def headers(b: Any) -> dict[str, str]:
         return {"ETag": make_etag(b.id, b.version), "Location": public_url(request, f"/api/v1/beneficiaries/{b.id}")}
 
-    # Written with the registrations that arrived meanwhile (group commit), else alone.
-    if (registrations := getattr(request.app.state, "registrations", None)) is not None:
-        response = await registrations.submit(Registration(body, svc.Origin.current(principal), idem, headers))
-        if response is not None:
-            return response
-    return await idem.once(
-        svc.register(session=session, outbox=outbox, settings=request.app.state.settings, principal=principal,
-                     data=body),
-        svc.to_public, status_code=201, headers=headers)
+    # Written with the registrations that arrived meanwhile, in one transaction (group commit), or alone.
+    return await request.app.state.registrations.register(
+        Registration(body, svc.Origin.current(principal), idem, headers))
 
 
 @beneficiaries.get("", response_model=Page[BeneficiaryPublic])
