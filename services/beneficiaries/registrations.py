@@ -20,7 +20,7 @@ from services.beneficiaries import service as svc
 from services.beneficiaries.schemas import BeneficiaryCreate
 from shared.db import run_after_commit_hooks
 from shared.errors import ProblemError
-from shared.group_commit import GroupCommit
+from shared.group_commit import GroupCommit, WriteEachAlone
 from shared.idempotency import Idempotency
 from shared.settings import CommonSettings
 
@@ -44,8 +44,8 @@ class Registrations(GroupCommit[Registration, JSONResponse]):
 
     def __init__(self, app: FastAPI, settings: CommonSettings) -> None:
         max_size = int(getattr(settings, "registration_batch_max", 1))
-        super().__init__(f"registrations-{settings.service_name}", self.write_batch, max_size=max_size,
-                         sizes=BATCH_SIZE)
+        super().__init__(f"registrations-{settings.service_name}", self.write_batch, self.write_alone,
+                         max_size=max_size, sizes=BATCH_SIZE)
         self.settings = settings
         self.sessionmaker = app.state.sessionmaker
         self.outbox = app.state.outbox
@@ -70,6 +70,9 @@ class Registrations(GroupCommit[Registration, JSONResponse]):
 
     async def write_batch(self, items: list[Registration]) -> list[JSONResponse | ProblemError]:
         """Register ``items`` in one transaction and commit it: each one's response, or the problem it raises."""
+        keys = [(item.idem.principal, item.idem.key) for item in items if item.idem.key is not None]
+        if len(set(keys)) < len(keys):  # the second must replay the first's response: one after the other
+            raise WriteEachAlone("an Idempotency-Key twice in one batch")
         outcomes: list[Any] = [None] * len(items)
         async with self.sessionmaker() as session:
             todo = []
