@@ -320,3 +320,59 @@ async def test_batch_max_1_writes_each_alone(env: Env) -> None:
                                                      headers=headers) for i in range(5)))
         assert [r.status_code for r in results] == [201] * 5
         assert batches() == before
+
+
+async def test_a_confirmed_duplicate_in_a_batch_waits_in_the_review_queue(api: Any, env: Env) -> None:
+    client, app = api
+    headers = env.token("case_worker")
+    body = person(await community(client, env), first_name="Fadi", father_name="Rami")
+    first = await client.post(URL, json=body, headers=headers)
+    confirmed, refused = await in_one_batch(client, app, env, [
+        ({**body, "confirm_not_duplicate": True}, headers), (body, headers)])
+    assert confirmed.status_code == 201
+    # the third is matched against both records, the second one written in the same batch
+    assert {c["id"] for c in assert_problem(refused, 409)["candidates"]} == {first.json()["id"], confirmed.json()["id"]}
+    reviews = (await client.get("/api/v1/duplicate-reviews", headers=env.token("programme_manager"))).json()["items"]
+    assert [(r["beneficiary"]["id"], r["candidate"]["id"], r["source"], r["status"]) for r in reviews] == [
+        (confirmed.json()["id"], first.json()["id"], "registration", "open")]
+
+
+async def test_each_registration_of_a_batch_carries_its_own_trace(api: Any, env: Env) -> None:
+    client, app = api
+    headers = env.token("case_worker")
+    community_id = await community(client, env)
+    parents = [f"00-{i:032x}-{i:016x}-01" for i in range(1, 5)]
+    results = await in_one_batch(client, app, env, [
+        (person(community_id, first_name=made_up_name(), father_name=made_up_name(),
+                date_of_birth=f"{1950 + 3 * i}-01-02"), {**headers, "traceparent": parent})
+        for i, parent in enumerate(parents)])
+    async with app.state.sessionmaker() as session:
+        events = {e["subject"]: e for e in (json.loads(m.payload) for m in (await session.execute(
+            select(OutboxMessage))).scalars())}
+    for r, parent in zip(results, parents, strict=True):
+        assert r.status_code == 201
+        assert events[r.json()["id"]]["traceparent"].split("-")[1] == parent.split("-")[1]
+
+
+async def test_stopping_finishes_the_batch_and_leaves_no_request_unanswered(api: Any, env: Env) -> None:
+    client, app = api
+    headers = env.token("case_worker")
+    community_id = await community(client, env)
+    registrations = app.state.registrations
+    before = batches()
+    async with held_writes(app, env):
+        first = asyncio.create_task(client.post(URL, json=person(community_id), headers=headers))
+        await eventually(lambda: batches()[0] == before[0] + 1)
+        queued = [asyncio.create_task(client.post(URL, json=person(
+            community_id, first_name=made_up_name(), father_name=made_up_name()), headers=headers)) for _ in range(3)]
+        await eventually(lambda: registrations.waiting == 3)
+        stopping = asyncio.create_task(registrations.stop(timeout=30))
+        await asyncio.sleep(0.2)
+        assert not stopping.done(), "it waits for the batch being written"
+    await stopping
+    assert registrations._task.done()
+    assert [(await t).status_code for t in (first, *queued)] == [201] * 4  # the queued ones were written alone
+    assert batches()[0] == before[0] + 1 and await count(app, Beneficiary) == 4
+    late = await client.post(URL, json=person(community_id, first_name=made_up_name(), father_name=made_up_name()),
+                             headers=headers)
+    assert late.status_code == 201  # written alone once the writer has stopped
