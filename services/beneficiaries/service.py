@@ -405,14 +405,30 @@ async def _places(session: AsyncSession, principals: Sequence[Principal],
     return places
 
 
+_blocks_lateral = text(
+    "SELECT b.* FROM unnest(CAST(:keys AS text[]), CAST(:years AS integer[])) AS blocks(key, year) "
+    "CROSS JOIN LATERAL (SELECT " + ", ".join(c.key for c in _BLOCK_COLUMNS) + ", blocking_key, birth_year "
+    "FROM beneficiaries WHERE blocking_key = blocks.key AND birth_year = blocks.year "
+    "AND merged_into_id IS NULL OFFSET 0) AS b")  # OFFSET 0: kept a lookup per pair, never flattened into a join
+
+
 async def _blocks(session: AsyncSession, wanted: set[tuple[str, int]]) -> dict[tuple[str, int], list[Any]]:
     """``_block_query`` for many (blocking key, birth year) pairs: the registry's people of those blocks, by pair.
 
     One query per 500 pairs, joining them as a VALUES list to the (blocking_key, birth_year) index (SQLite does
-    not use an index for a row-value ``IN``; a join of a VALUES CTE it does, and so does PostgreSQL)."""
+    not use an index for a row-value ``IN``; a join of a VALUES CTE it does). On PostgreSQL, one lookup of the index
+    per pair (a LATERAL join): a hash join of the VALUES list scanned the whole register whenever the planner's
+    statistics were missing or stale (a registry just loaded), 26 ms for 40 pairs among 50,000 people."""
     table: Any = Beneficiary.__table__  # type: ignore[attr-defined]
     people: dict[tuple[str, int], list[Any]] = defaultdict(list)
     pairs = sorted(wanted)
+    if session.bind.dialect.name == "postgresql":
+        for start in range(0, len(pairs), 500):
+            chunk = pairs[start:start + 500]
+            for row in await session.execute(_blocks_lateral, {"keys": [k for k, _ in chunk],
+                                                               "years": [y for _, y in chunk]}):
+                people[(row.blocking_key, row.birth_year)].append(row)
+        return people
     for start in range(0, len(pairs), 500):
         blocks = values(column("key", String), column("year", Integer), name="blocks").data(
             pairs[start:start + 500]).cte("blocks")
