@@ -6,6 +6,7 @@ retried request after a crash either finds it or finds nothing done.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable, Coroutine
@@ -59,6 +60,13 @@ class Idempotency:
         self._hash: str | None = None
         if self.key is not None and not (0 < len(self.key) <= 255):
             raise Unprocessable("Idempotency-Key must be 1 to 255 characters")
+
+    def in_session(self, session: Any) -> Idempotency:
+        """This request's key, checked and stored in ``session``'s transaction instead of the request's own (a group
+        commit writes several requests in one transaction: ``shared.group_commit``)."""
+        other = copy.copy(self)
+        other.session = session
+        return other
 
     async def _request_hash(self) -> str:
         if self._hash is None:
@@ -120,3 +128,14 @@ async def get_idempotency(request: Request, session: SessionDep, principal: Curr
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]
+
+
+async def get_unbound_idempotency(request: Request, principal: CurrentPrincipal) -> Idempotency:
+    """The helper without the request's session, for a route whose work runs in a transaction of its own: bind it
+    with ``in_session`` (a group commit: ``shared.group_commit``)."""
+    return Idempotency(request, None, principal.sub)
+
+
+UnboundIdempotencyDep = Annotated[Idempotency, Depends(get_unbound_idempotency)]
+IDEMPOTENCY_DEPENDENCIES = frozenset({get_idempotency, get_unbound_idempotency})
+"""A route that depends on one of these honours ``Idempotency-Key`` (documented in its OpenAPI operation)."""

@@ -111,11 +111,12 @@ def _api_routes(routes: Iterable[Any]) -> Iterable[APIRoute]:
 
 
 def idempotent_operations(routers: Iterable[APIRouter]) -> set[str]:
-    """Operation ids of the routes that honour ``Idempotency-Key`` (they depend on ``get_idempotency``)."""
-    from shared.idempotency import get_idempotency
+    """Operation ids of the routes that honour ``Idempotency-Key`` (they depend on ``get_idempotency`` or
+    ``get_unbound_idempotency``)."""
+    from shared.idempotency import IDEMPOTENCY_DEPENDENCIES
 
     return {operation_id(route) for router in routers for route in _api_routes(router.routes)
-            if get_idempotency in set(_dependencies(route.dependant))}
+            if IDEMPOTENCY_DEPENDENCIES & set(_dependencies(route.dependant))}
 
 
 def _resolve(node: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from services.beneficiaries.kobo.models import KOBO_TABLES
 from services.beneficiaries.kobo.routes import routers as kobo_routers
 from services.beneficiaries.kobo.worker import KoboPuller
 from services.beneficiaries.models import Beneficiary, Community, DuplicateReview, Household
+from services.beneficiaries.registrations import Registrations
 from services.beneficiaries.routes import routers
 from services.beneficiaries.service import erase_expired
 from shared.app import Service
@@ -25,6 +26,6 @@ service = Service(
     tables=(Community, Household, Beneficiary, DuplicateReview, AuditEntry, ImportJob, ImportRow, *KOBO_TABLES),
     settings=BeneficiariesSettings,
     housekeeping=erase_expired,
-    workers=(ImportWorker, KoboPuller),
+    workers=(ImportWorker, KoboPuller, Registrations),
 )
 create_app = service.create_app

@@ -15,3 +15,6 @@ class BeneficiariesSettings(CommonSettings):
     import_pause_seconds: float = 0.15
     # KoboToolbox sources: how often the puller looks for sources due (each has its own interval).
     kobo_poll_seconds: float = 30.0
+    # Registrations arriving while another is being written are written together, in one transaction, at most
+    # this many (group commit: each still gets its own answer); 1 writes each alone.
+    registration_batch_max: int = Field(default=64, ge=1)

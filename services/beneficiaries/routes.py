@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from services.beneficiaries import gazetteer
 from services.beneficiaries import service as svc
 from services.beneficiaries.models import Beneficiary, Community, DuplicateReview
+from services.beneficiaries.registrations import Registration
 from services.beneficiaries.schemas import (
     AreaPublic,
     BeneficiaryCreate,
@@ -33,7 +34,7 @@ from shared.auth import CurrentPrincipal, require_roles
 from shared.db import ReadsDep, SessionDep
 from shared.errors import Unprocessable
 from shared.etag import check_if_match, make_etag
-from shared.idempotency import IdempotencyDep
+from shared.idempotency import IdempotencyDep, UnboundIdempotencyDep
 from shared.outbox import OutboxDep
 from shared.pagination import CursorQuery, LimitQuery, Page, paginate
 from shared.peers import erase_elsewhere
@@ -114,8 +115,8 @@ async def get_household(household_id: str, session: SessionDep, principal: Reade
 
 @beneficiaries.post("", status_code=201, response_model=BeneficiaryPublic,
                     responses={409: {"description": "Probable duplicate (with `candidates`) or same national ID"}})
-async def register_beneficiary(request: Request, body: BeneficiaryCreate, session: SessionDep,
-                               outbox: OutboxDep, principal: Registrar, idem: IdempotencyDep) -> JSONResponse:
+async def register_beneficiary(request: Request, body: BeneficiaryCreate, principal: Registrar,
+                               idem: UnboundIdempotencyDep) -> JSONResponse:
     """Register a person with their informed consent.
 
     A probable duplicate of someone already registered anywhere in the country (same name chain, in any
@@ -125,12 +126,12 @@ async def register_beneficiary(request: Request, body: BeneficiaryCreate, sessio
     anyway: each such pair then waits in the duplicate review queue for a programme manager. The same
     `national_id` twice is always 409.
     """
-    return await idem.once(
-        svc.register(session=session, outbox=outbox, settings=request.app.state.settings, principal=principal,
-                     data=body),
-        svc.to_public, status_code=201,
-        headers=lambda b: {"ETag": make_etag(b.id, b.version),
-                           "Location": public_url(request, f"/api/v1/beneficiaries/{b.id}")})
+    def headers(b: Any) -> dict[str, str]:
+        return {"ETag": make_etag(b.id, b.version), "Location": public_url(request, f"/api/v1/beneficiaries/{b.id}")}
+
+    # Written with the registrations that arrived meanwhile, in one transaction (group commit), or alone.
+    return await request.app.state.registrations.register(
+        Registration(body, svc.Origin.current(principal), idem, headers))
 
 
 @beneficiaries.get("", response_model=Page[BeneficiaryPublic])

@@ -106,11 +106,11 @@ def test_conditional_and_idempotent_requests_are_declared(document: dict[str, An
     assert if_match["in"] == "header" and if_match["required"] is True
     assert "ETag" in patch["responses"]["200"]["headers"]
     assert "ETag" in document["paths"]["/api/v1/beneficiaries/{beneficiary_id}"]["get"]["responses"]["200"]["headers"]
-    from shared.idempotency import get_idempotency
+    from shared.idempotency import IDEMPOTENCY_DEPENDENCIES
     from shared.openapi import _dependencies
 
     honoured = {route.name for rs in routers().values() for route in _api_routes(r for x in rs for r in x.routes)
-                if get_idempotency in set(_dependencies(route.dependant))}
+                if IDEMPOTENCY_DEPENDENCIES & set(_dependencies(route.dependant))}
     assert len(honoured) > 20
     for path, method, op in operations(document):
         names = {p["name"] for p in op.get("parameters", [])}
