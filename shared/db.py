@@ -491,7 +491,8 @@ class Reads:
         self._sqlite: Any = None
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
-        self._compiled: Any = weakref.WeakKeyDictionary()  # statement -> its PostgreSQL SQL, or None (engine)
+        # statement -> (its PostgreSQL SQL, its binds' type decorators), or None (through the engine)
+        self._compiled: Any = weakref.WeakKeyDictionary()
 
     async def all(self, stmt: Any, params: dict[str, Any] | None = None) -> list[Any]:
         if self._sqlite_path is not None:
@@ -502,9 +503,14 @@ class Reads:
                 raise
         compiled = self._compiled.get(stmt, False)
         if compiled is False:
-            compiled = self._compiled[stmt] = _compile_for_driver(stmt, self._engine.dialect)
+            compiled = _compile_for_driver(stmt, self._engine.dialect)
+            compiled = self._compiled[stmt] = None if compiled is None else (compiled, _bind_decorators(compiled))
         if compiled is not None:
-            return await self._fetch(compiled.construct_expanded_state(params or {}))
+            sql, decorators = compiled
+            values = params or {}
+            if decorators:  # what SQLAlchemy's bind processing would do (e.g. a naive datetime refused)
+                values = _bound(values, decorators, self._engine.dialect)
+            return await self._fetch(sql.construct_expanded_state(values))
         async with self._engine.connect() as conn:
             return (await conn.execute(stmt, params)).all()
 
@@ -605,6 +611,26 @@ def _compile_for_driver(stmt: Any, dialect: Any) -> Any:
     if not isinstance(stmt, Select):
         return None
     return stmt.compile(dialect=dialect) if all(_driver_reads(c.type) for c in stmt.selected_columns) else None
+
+
+def _bind_decorators(compiled: Any) -> dict[str, Any]:
+    """The bound parameters of ``compiled`` whose type processes their values (a ``TypeDecorator``'s
+    ``process_bind_param``, e.g. ``UTCDateTime`` refusing a naive datetime): name -> type. The driver is given
+    values, not processed by SQLAlchemy, so ``Reads`` processes them as it would."""
+    from sqlalchemy import TypeDecorator
+
+    return {name: bind.type for name, bind in compiled.binds.items() if isinstance(bind.type, TypeDecorator)
+            and type(bind.type).process_bind_param is not TypeDecorator.process_bind_param}
+
+
+def _bound(values: dict[str, Any], decorators: dict[str, Any], dialect: Any) -> dict[str, Any]:
+    processed = dict(values)
+    for name, kind in decorators.items():
+        if name in processed:
+            value = processed[name]
+            processed[name] = ([kind.process_bind_param(v, dialect) for v in value] if isinstance(value, list | tuple)
+                               else kind.process_bind_param(value, dialect))
+    return processed
 
 
 def _driver_reads(kind: Any) -> bool:

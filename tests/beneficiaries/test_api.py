@@ -393,6 +393,30 @@ async def test_a_read_without_session_gives_the_values_the_engine_gives(api: Any
         assert _compile_for_driver(kinds, app.state.engine.dialect) is None
 
 
+async def test_a_read_without_session_processes_its_values_as_the_engine_does(api: Any, env: Env) -> None:
+    """A value bound to a ``Reads`` statement goes through its type as through the engine (on PostgreSQL asyncpg is
+    given it directly): an aware timestamp in another zone selects the same rows as in UTC, a naive one is refused
+    as SQLAlchemy refuses it, on both backends."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy import bindparam
+    from sqlalchemy import select as select_
+
+    client, app = api
+    created = (await client.post("/api/v1/beneficiaries", headers=env.token("case_worker"),
+                                 json=person(await community(client, env)))).json()
+    table: Any = Beneficiary.__table__
+    stmt = select_(table.c.id).where(table.c.created_at <= bindparam("at"), table.c.id == bindparam("id"))
+    at = datetime.fromisoformat(created["created_at"].replace("Z", "+00:00")) + timedelta(seconds=1)
+    baghdad = at.astimezone(timezone(timedelta(hours=3)))
+    assert [r.id for r in await app.state.reads.all(stmt, {"at": at, "id": created["id"]})] == [created["id"]]
+    assert [r.id for r in await app.state.reads.all(stmt, {"at": baghdad, "id": created["id"]})] == [created["id"]]
+    earlier = (at - timedelta(seconds=2)).astimezone(timezone(timedelta(hours=3)))
+    assert await app.state.reads.all(stmt, {"at": earlier, "id": created["id"]}) == []
+    with pytest.raises(Exception, match="timezone"):
+        await app.state.reads.all(stmt, {"at": at.astimezone(UTC).replace(tzinfo=None), "id": created["id"]})
+
+
 async def test_a_read_survives_its_connection_being_dropped(api: Any, env: Env) -> None:
     """PostgreSQL: the server drops the reads' pooled connections (a restart, an idle timeout, an operator): the next
     GET and list still answer 200, on a new connection (a read is tried once more), not a 503."""
