@@ -471,8 +471,8 @@ class Reads:
     - PostgreSQL: asyncpg's own pool (``CRP_DATABASE_READ_POOL_SIZE`` connections, opened as needed),
       autocommit, one round trip, the statement compiled once by SQLAlchemy, a connection found broken (a restart)
       tried once more.
-      Only statements whose columns the driver returns as SQLAlchemy would (text, numbers, dates, aware
-      timestamps, JSON; ``_DRIVER_TYPES``) are read this way; any other goes through the engine, in autocommit.
+      Only statements whose columns the driver returns as SQLAlchemy would (text, numbers, decimals, dates,
+      aware timestamps, JSON; ``_driver_reads``) are read this way; any other goes through the engine, in autocommit.
 
     Through the engine's pool each read cost more than its statement: checkout, BEGIN, ROLLBACK and checkin, each
     through SQLAlchemy's async adapter (~300-400 us a read; ~50 us on SQLite and ~150 us on PostgreSQL this way).
@@ -607,7 +607,7 @@ async def _json_codecs(connection: Any) -> None:
 
 def _compile_for_driver(stmt: Any, dialect: Any) -> Any:
     """``stmt`` compiled for asyncpg when the driver returns each of its columns as SQLAlchemy would (no result
-    processing beyond what ``_DRIVER_TYPES`` do), else None."""
+    processing beyond what ``_driver_reads`` accepts), else None."""
     if not isinstance(stmt, Select):
         return None
     return stmt.compile(dialect=dialect) if all(_driver_reads(c.type) for c in stmt.selected_columns) else None
@@ -636,13 +636,19 @@ def _bound(values: dict[str, Any], decorators: dict[str, Any], dialect: Any) -> 
 def _driver_reads(kind: Any) -> bool:
     """Whether asyncpg returns a column of type ``kind`` as SQLAlchemy would: plain text (not an Enum), numbers,
     booleans, dates, JSON (with ``_json_codecs``), and SQLModel's aware UTC timestamps and strings; nothing else
-    (another type decorator may process its values)."""
-    from sqlalchemy import JSON, Boolean, Date, Enum, Float, Integer, String, TypeDecorator
+    (another type decorator may process its values). Numbers: integers; floats as floats; NUMERIC as decimals (the
+    driver's ``Decimal``, which SQLAlchemy's asyncpg dialect returns unprocessed), not a Float asked as a decimal
+    nor a Numeric asked as a float (SQLAlchemy converts those)."""
+    from sqlalchemy import JSON, Boolean, Date, Enum, Float, Integer, Numeric, String, TypeDecorator
     from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 
     if isinstance(kind, TypeDecorator):
         return type(kind) in (AutoString, UTCDateTime)
-    return isinstance(kind, String | Integer | Float | Boolean | Date | JSON) and not isinstance(kind, Enum)
+    if isinstance(kind, Float):
+        return not kind.asdecimal
+    if isinstance(kind, Numeric):
+        return bool(kind.asdecimal)
+    return isinstance(kind, String | Integer | Boolean | Date | JSON) and not isinstance(kind, Enum)
 
 
 async def get_reads(request: Request) -> Reads:
