@@ -321,26 +321,13 @@ async def test_reads_take_no_lock_and_see_only_committed_rows(api: Any, env: Env
     the committed values: a read that took SQLite's write lock would wait for it (30 s)."""
     import asyncio
 
+    from tests.locks import uncommitted_update
+
     client, app = api
     headers = env.token("case_worker")
     created = (await client.post("/api/v1/beneficiaries", headers=headers,
                                  json=person(await community(client, env)))).json()
-    update = "UPDATE beneficiaries SET first_name = 'Uncommitted' WHERE id = "
-    if env.backend == "sqlite":
-        import sqlite3
-
-        other: Any = sqlite3.connect(app.state.settings.database_url.split(":///", 1)[1], isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")
-        other.execute(update + "?", (created["id"],))
-    else:
-        import asyncpg
-
-        from tests.conftest import POSTGRES_URL
-
-        other = await asyncpg.connect(POSTGRES_URL, server_settings={"search_path": app.state.settings.schema})
-        await other.execute("BEGIN")
-        await other.execute(update + "$1", created["id"])
-    try:
+    async with uncommitted_update(app, env.backend, "beneficiaries", created["id"], first_name="Uncommitted"):
         async with asyncio.timeout(5):
             one = await client.get(f"/api/v1/beneficiaries/{created['id']}", headers=headers)
             page = await client.get("/api/v1/beneficiaries", headers=headers)
@@ -348,12 +335,6 @@ async def test_reads_take_no_lock_and_see_only_committed_rows(api: Any, env: Env
         assert one.headers["etag"] == (await client.get(f"/api/v1/beneficiaries/{created['id']}",
                                                         headers=headers)).headers["etag"]
         assert [p["first_name"] for p in page.json()["items"]] == ["أحمد"]
-    finally:
-        if env.backend == "sqlite":
-            other.execute("ROLLBACK")
-            other.close()
-        else:
-            await other.close()
 
 
 async def test_a_read_without_session_gives_the_values_the_engine_gives(api: Any, env: Env) -> None:
