@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, Select, bindparam, select
+from sqlalchemy import ColumnElement, Row, Select, bindparam, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.auth import Principal
@@ -62,7 +62,9 @@ def select_filtered(model: Any, principal: Principal, **equal: Any) -> Any:
     return stmt
 
 
-Conditions = Mapping[str, Callable[[Any], Any]]
+Conditions = Mapping[str, Any]
+"""A list's filters: name -> a column (``column == value``), a ``(column, operator)`` pair (e.g.
+``(table.c.held_on, operator.ge)``), or a function of the value giving the condition."""
 _LISTS: dict[tuple[Any, ...], Select[Any]] = {}
 
 
@@ -72,10 +74,10 @@ def list_in_scope(model: Any, principal: Principal | None, conditions: Condition
     the values to bind to it for this request (``shared.pagination.paginate(..., params=)``): SQLAlchemy then
     neither rebuilds nor re-keys it, and ``shared.db.Reads`` compiles it once.
 
-    ``conditions``: a module-level mapping, filter name -> the condition given its value. ``bound``: the values
-    bound per request (``conditions[name](bindparam(name))``; a filter whose value is None or empty is not asked
-    for). ``shape``: values the statement is built with (``conditions[name](value)``; e.g. a flag, the caller's
-    roles), part of the cache key; None is not asked for. ``principal`` None: a programme-wide list (no scope)."""
+    ``conditions``: a module-level mapping (``Conditions``). ``bound``: the values bound per request (the condition
+    of ``bindparam(name)``; a filter whose value is None or empty is not asked for). ``shape``: values the statement
+    is built with (the condition of the value itself; e.g. a flag, the caller's roles), part of the cache key; None
+    is not asked for. ``principal`` None: a programme-wide list (no scope)."""
     scope = None if principal is None else principal.scope_filter()
     params = {name: value for name, value in bound.items() if value is not None and value != ""}
     built_with = tuple((name, value) for name, value in (shape or {}).items() if value is not None)
@@ -87,10 +89,17 @@ def list_in_scope(model: Any, principal: Principal | None, conditions: Condition
         if scope is not None:  # the caller's governorates: lists never show what a 404 hides
             stmt = stmt.where(table.c.governorate_pcode.in_(bindparam("scope", expanding=True)))
         for name in params:
-            stmt = stmt.where(conditions[name](bindparam(name)))
+            stmt = stmt.where(_condition(conditions[name], bindparam(name)))
         for name, value in built_with:
-            stmt = stmt.where(conditions[name](value))
+            stmt = stmt.where(_condition(conditions[name], value))
         stmt = _LISTS[key] = stmt
     if scope is not None:
         params["scope"] = sorted(scope)
     return stmt, params
+
+
+def _condition(condition: Any, value: Any) -> Any:
+    if isinstance(condition, tuple):
+        column, compare = condition
+        return compare(column, value)
+    return condition == value if isinstance(condition, ColumnElement) else condition(value)

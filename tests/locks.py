@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 
@@ -37,3 +38,18 @@ async def uncommitted_update(app: Any, backend: str, table: str, id_: str, **val
             yield
         finally:
             await other.close()
+
+
+async def answers_as_committed_while_locked(client: Any, app: Any, backend: str, table: str, id_: str,
+                                            paths: Mapping[str, dict[str, str]], **values: Any) -> dict[str, Any]:
+    """GET each of ``paths`` (path -> headers), then again while ``uncommitted_update(table, id_, values)`` holds
+    the write lock: each answers within 5 s, 200, with the body and ETag it had before (the committed values; a read
+    that took SQLite's write lock would wait for it). Returns the answers given during the lock."""
+    before = {path: await client.get(path, headers=headers) for path, headers in paths.items()}
+    async with uncommitted_update(app, backend, table, id_, **values):
+        async with asyncio.timeout(5):
+            during = {path: await client.get(path, headers=headers) for path, headers in paths.items()}
+    for path, resp in during.items():
+        assert resp.status_code == 200 and resp.json() == before[path].json(), path
+        assert resp.headers.get("etag") == before[path].headers.get("etag"), path
+    return during

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import json
 import math
+import operator
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -248,11 +249,9 @@ _CASE = Feedback.__table__.c  # type: ignore[attr-defined]
 _LATE = or_(and_(_CASE.acknowledged_at.is_(None), _CASE.acknowledge_due_at < bindparam("now")),
             and_(_CASE.resolved_at.is_(None), _CASE.status != "closed", _CASE.resolve_due_at < bindparam("now")))
 _CASE_FILTERS: Conditions = {
-    "status": lambda v: _CASE.status == v, "category": lambda v: _CASE.category == v,
-    "channel": lambda v: _CASE.channel == v, "community_id": lambda v: _CASE.community_id == v,
-    "governorate": lambda v: _CASE.governorate_pcode == v,
-    "resource_centre_id": lambda v: _CASE.resource_centre_id == v,
-    "received_from": lambda v: _CASE.received_at >= v, "received_to": lambda v: _CASE.received_at < v,
+    "status": _CASE.status, "category": _CASE.category, "channel": _CASE.channel, "community_id": _CASE.community_id,
+    "governorate": _CASE.governorate_pcode, "resource_centre_id": _CASE.resource_centre_id,
+    "received_from": (_CASE.received_at, operator.ge), "received_to": (_CASE.received_at, operator.lt),
     "visible": _of_kinds, "overdue": lambda late: _LATE if late else ~_LATE}
 
 
@@ -463,8 +462,7 @@ async def read_resource_centre(*, reads: Reads, principal: Principal, centre_id:
 
 
 _CENTRE = ResourceCentre.__table__.c  # type: ignore[attr-defined]
-_CENTRE_FILTERS: Conditions = {"community_id": lambda v: _CENTRE.community_id == v,
-                               "governorate": lambda v: _CENTRE.governorate_pcode == v,
+_CENTRE_FILTERS: Conditions = {"community_id": _CENTRE.community_id, "governorate": _CENTRE.governorate_pcode,
                                "active": lambda active: _CENTRE.active.is_(active)}
 
 
@@ -544,10 +542,9 @@ async def read_activity(*, reads: Reads, principal: Principal, activity_id: str)
 
 _ACTIVITY = CommunityActivity.__table__.c  # type: ignore[attr-defined]
 _ACTIVITY_FILTERS: Conditions = {
-    "kind": lambda v: _ACTIVITY.kind == v, "community_id": lambda v: _ACTIVITY.community_id == v,
-    "governorate": lambda v: _ACTIVITY.governorate_pcode == v,
-    "resource_centre_id": lambda v: _ACTIVITY.resource_centre_id == v,
-    "held_from": lambda v: _ACTIVITY.held_on >= v, "held_to": lambda v: _ACTIVITY.held_on <= v}
+    "kind": _ACTIVITY.kind, "community_id": _ACTIVITY.community_id, "governorate": _ACTIVITY.governorate_pcode,
+    "resource_centre_id": _ACTIVITY.resource_centre_id, "held_from": (_ACTIVITY.held_on, operator.ge),
+    "held_to": (_ACTIVITY.held_on, operator.le)}
 
 
 def list_activities_query(*, principal: Principal, kind: str | None, community_id: str | None,

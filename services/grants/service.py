@@ -7,6 +7,7 @@ both changed in the transaction that checks them, so the check and the write are
 
 from __future__ import annotations
 
+import operator
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -94,7 +95,7 @@ async def read_call(*, reads: Reads, call_id: str) -> Any:
 
 
 _CALL = GrantCall.__table__.c  # type: ignore[attr-defined]
-_CALL_FILTERS: Conditions = {"sector": lambda v: _CALL.sector == v,
+_CALL_FILTERS: Conditions = {"sector": _CALL.sector,
                              "open_on": lambda v: and_(_CALL.opens_on <= v, _CALL.closes_on >= v)}
 
 
@@ -193,10 +194,9 @@ async def read_grant(*, reads: Reads, principal: Principal, grant_id: str) -> An
 
 _GRANT = Grant.__table__.c  # type: ignore[attr-defined]
 _GRANT_FILTERS: Conditions = {
-    "call_id": lambda v: _GRANT.call_id == v, "status": lambda v: _GRANT.status == v,
-    "community_id": lambda v: _GRANT.community_id == v, "governorate": lambda v: _GRANT.governorate_pcode == v,
-    "beneficiary_id": lambda v: _GRANT.beneficiary_id == v, "submitted_from": lambda v: _GRANT.submitted_on >= v,
-    "submitted_to": lambda v: _GRANT.submitted_on <= v}
+    "call_id": _GRANT.call_id, "status": _GRANT.status, "community_id": _GRANT.community_id,
+    "governorate": _GRANT.governorate_pcode, "beneficiary_id": _GRANT.beneficiary_id,
+    "submitted_from": (_GRANT.submitted_on, operator.ge), "submitted_to": (_GRANT.submitted_on, operator.le)}
 
 
 def list_grants_query(*, principal: Principal, call_id: str | None, status: str | None, community_id: str | None,

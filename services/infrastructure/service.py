@@ -7,6 +7,7 @@ loser of a race gets 409 and its event is never committed, so a transition raced
 
 from __future__ import annotations
 
+import operator
 import uuid
 from datetime import date
 from typing import Any
@@ -247,11 +248,10 @@ async def read_project(*, reads: Reads, principal: Principal, project_id: str) -
 
 _PROJECT = InfrastructureProject.__table__.c  # type: ignore[attr-defined]
 _PROJECT_FILTERS: Conditions = {
-    "sector": lambda v: _PROJECT.sector == v, "status": lambda v: _PROJECT.status == v,
-    "community_id": lambda v: _PROJECT.community_id == v, "governorate": lambda v: _PROJECT.governorate_pcode == v,
-    "district": lambda v: _PROJECT.district_pcode == v, "started_from": lambda v: _PROJECT.started_on >= v,
-    "started_to": lambda v: _PROJECT.started_on <= v, "completed_from": lambda v: _PROJECT.completed_on >= v,
-    "completed_to": lambda v: _PROJECT.completed_on <= v}
+    "sector": _PROJECT.sector, "status": _PROJECT.status, "community_id": _PROJECT.community_id,
+    "governorate": _PROJECT.governorate_pcode, "district": _PROJECT.district_pcode,
+    "started_from": (_PROJECT.started_on, operator.ge), "started_to": (_PROJECT.started_on, operator.le),
+    "completed_from": (_PROJECT.completed_on, operator.ge), "completed_to": (_PROJECT.completed_on, operator.le)}
 
 
 def list_projects_query(*, principal: Principal, sector: str | None, status: str | None, community_id: str | None,

@@ -91,9 +91,8 @@ async def read_course(*, reads: Reads, principal: Principal, course_id: str) -> 
 
 
 _COURSE = Course.__table__.c  # type: ignore[attr-defined]
-_COURSE_FILTERS: Conditions = {
-    "community_id": lambda v: _COURSE.community_id == v, "governorate": lambda v: _COURSE.governorate_pcode == v,
-    "skill_area": lambda v: _COURSE.skill_area == v, "audience": lambda v: _COURSE.audience == v}
+_COURSE_FILTERS: Conditions = {"community_id": _COURSE.community_id, "governorate": _COURSE.governorate_pcode,
+                               "skill_area": _COURSE.skill_area, "audience": _COURSE.audience}
 
 
 def list_courses_query(*, principal: Principal, community_id: str | None, governorate: str | None,

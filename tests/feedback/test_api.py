@@ -378,9 +378,7 @@ async def test_staff_reads_take_no_lock_see_only_committed_rows_and_keep_to_scop
     activity read without a session (shared.db.Reads): while another connection holds the write lock with an
     uncommitted change, they answer at once, with the committed values. A token for other governorates gets 404 and
     empty lists."""
-    import asyncio
-
-    from tests.locks import uncommitted_update
+    from tests.locks import answers_as_committed_while_locked
 
     client, cfm, pm = platform.feedback, platform.token("cfm_officer"), platform.token("programme_manager")
     mosul = await platform.community()
@@ -391,15 +389,9 @@ async def test_staff_reads_take_no_lock_see_only_committed_rows_and_keep_to_scop
     paths = {"/api/v1/feedback": cfm, "/api/v1/feedback/overdue": cfm, "/api/v1/resource-centres": pm,
              f"/api/v1/resource-centres/{centre['id']}": pm, "/api/v1/community-activities": pm,
              f"/api/v1/community-activities/{activity['id']}": pm}
-    before = {path: await client.get(path, headers=headers) for path, headers in paths.items()}
-    assert [i["id"] for i in before["/api/v1/feedback/overdue"].json()["items"]] == [case["id"]]
-    async with uncommitted_update(platform.app, platform.env.backend, "resource_centres", centre["id"],
-                                  name="Uncommitted"):
-        async with asyncio.timeout(5):
-            during = {path: await client.get(path, headers=headers) for path, headers in paths.items()}
-    for path, resp in during.items():
-        assert resp.status_code == 200 and resp.json() == before[path].json(), path
-        assert resp.headers.get("etag") == before[path].headers.get("etag"), path
+    during = await answers_as_committed_while_locked(client, platform.app, platform.env.backend, "resource_centres",
+                                                     centre["id"], paths, name="Uncommitted")
+    assert [i["id"] for i in during["/api/v1/feedback/overdue"].json()["items"]] == [case["id"]]
     assert during[f"/api/v1/resource-centres/{centre['id']}"].json() == centre
     assert during["/api/v1/resource-centres"].json()["items"] == [centre]
     assert during[f"/api/v1/community-activities/{activity['id']}"].json() == activity

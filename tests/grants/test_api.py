@@ -406,21 +406,15 @@ async def test_transitions_the_status_does_not_allow_are_409(grants: Grants, env
 async def test_reads_take_no_lock_and_see_only_committed_rows(grants: Grants, env: Env) -> None:
     """The GET by id and the list of grants and of calls read without a session (shared.db.Reads): while another
     connection holds the write lock with an uncommitted change, they answer at once, with the committed values."""
-    import asyncio
+    from tests.locks import answers_as_committed_while_locked
 
-    from tests.locks import uncommitted_update
-
-    client, headers = grants.client, env.token("viewer")
+    headers = env.token("viewer")
     call = await grants.call()
     grant = await grants.approved(call_id=call["id"])
-    before = {path: await client.get(path, headers=headers) for path in (
-        f"/api/v1/grants/{grant['id']}", "/api/v1/grants", f"/api/v1/grant-calls/{call['id']}", "/api/v1/grant-calls")}
-    async with uncommitted_update(grants.app, env.backend, "grants", grant["id"], business_name="Uncommitted"):
-        async with asyncio.timeout(5):
-            during = {path: await client.get(path, headers=headers) for path in before}
-    for path, resp in during.items():
-        assert resp.status_code == 200 and resp.json() == before[path].json(), path
-        assert resp.headers.get("etag") == before[path].headers.get("etag"), path
+    paths = (f"/api/v1/grants/{grant['id']}", "/api/v1/grants", f"/api/v1/grant-calls/{call['id']}",
+             "/api/v1/grant-calls")
+    during = await answers_as_committed_while_locked(grants.client, grants.app, env.backend, "grants", grant["id"],
+                                                     dict.fromkeys(paths, headers), business_name="Uncommitted")
     assert during[f"/api/v1/grants/{grant['id']}"].json()["business_name"] == grant["business_name"]
     assert during["/api/v1/grant-calls"].json()["items"][0]["name"] == call["name"]
 

@@ -471,19 +471,12 @@ async def test_beneficiaries_service_down_is_503_and_nothing_is_stored(platform:
 async def test_project_reads_take_no_lock_and_see_only_committed_rows(platform: Platform) -> None:
     """The GET by id and the list of projects read without a session (shared.db.Reads): while another connection
     holds the write lock with an uncommitted change, they answer at once, with the committed values."""
-    import asyncio
+    from tests.locks import answers_as_committed_while_locked
 
-    from tests.locks import uncommitted_update
-
-    client, headers = platform.infrastructure, platform.token("viewer")
     project = await platform.project(await platform.community(), None, latitude=36.34, longitude=43.13)
     paths = (f"{PROJECTS}/{project['id']}", PROJECTS)
-    before = {path: await client.get(path, headers=headers) for path in paths}
-    async with uncommitted_update(platform.app, platform.env.backend, "projects", project["id"],
-                                  title="Uncommitted"):
-        async with asyncio.timeout(5):
-            during = {path: await client.get(path, headers=headers) for path in paths}
-    for path, resp in during.items():
-        assert resp.status_code == 200 and resp.json() == before[path].json(), path
-    assert during[paths[0]].json() == project and during[paths[0]].headers["etag"] == before[paths[0]].headers["etag"]
+    during = await answers_as_committed_while_locked(
+        platform.infrastructure, platform.app, platform.env.backend, "projects", project["id"],
+        dict.fromkeys(paths, platform.token("viewer")), title="Uncommitted")
+    assert during[paths[0]].json() == project and during[paths[0]].headers["etag"]
     assert during[paths[1]].json()["items"] == [project]

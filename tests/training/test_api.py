@@ -439,18 +439,12 @@ async def test_idempotent_enrolment_and_attendance(platform: Platform) -> None:
 async def test_course_reads_take_no_lock_and_see_only_committed_rows(platform: Platform) -> None:
     """The GET by id and the list of courses read without a session (shared.db.Reads): while another connection
     holds the write lock with an uncommitted change, they answer at once, with the committed values."""
-    import asyncio
+    from tests.locks import answers_as_committed_while_locked
 
-    from tests.locks import uncommitted_update
-
-    client, headers = platform.training, platform.token("case_worker")
     course = await platform.course(await platform.community())
     paths = (f"/api/v1/courses/{course['id']}", "/api/v1/courses")
-    before = {path: await client.get(path, headers=headers) for path in paths}
-    async with uncommitted_update(platform.app, platform.env.backend, "courses", course["id"], title="Uncommitted"):
-        async with asyncio.timeout(5):
-            during = {path: await client.get(path, headers=headers) for path in paths}
-    for path, resp in during.items():
-        assert resp.status_code == 200 and resp.json() == before[path].json(), path
-    assert during[paths[0]].json() == course and during[paths[0]].headers["etag"] == before[paths[0]].headers["etag"]
+    during = await answers_as_committed_while_locked(
+        platform.training, platform.app, platform.env.backend, "courses", course["id"],
+        dict.fromkeys(paths, platform.token("case_worker")), title="Uncommitted")
+    assert during[paths[0]].json() == course and during[paths[0]].headers["etag"]
     assert during[paths[1]].json()["items"] == [course]
