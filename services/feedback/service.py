@@ -536,7 +536,8 @@ def activity_public(a: CommunityActivity) -> CommunityActivityPublic:
 
 
 async def read_activity(*, reads: Reads, principal: Principal, activity_id: str) -> Any:
-    """``get_activity`` for a request that only shows it: a read-only row (``activity_public`` renders it)."""
+    """A community activity in the caller's governorates, else NotFound: a read-only row, no session
+    (``activity_public`` renders it)."""
     return await read_in_scope(reads, CommunityActivity, activity_id, principal, label="community activity")
 
 
