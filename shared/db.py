@@ -519,13 +519,21 @@ class Reads:
         return rows[0] if rows else None
 
     async def _fetch(self, state: Any) -> list[Any]:
+        import asyncpg
+
         pool = self._pool or await self._open_pool()
         for attempt in (1, 2):
-            try:
-                return await pool.fetch(state.statement, *state.positional_parameters)
-            except Exception as error:  # a pooled connection the server dropped (restart): once more, on a new one
-                if attempt == 2 or not is_connection_error(error):
-                    raise
+            async with pool.acquire() as connection:
+                try:
+                    return await connection.fetch(state.statement, *state.positional_parameters)
+                except Exception as error:
+                    # A pooled connection the server dropped (restart): once more, on a new one. asyncpg may not have
+                    # closed it yet (InternalClientError: its protocol still consumes the server's goodbye), so it is
+                    # closed here, or the pool would hand it out again.
+                    if attempt == 2 or not (is_connection_error(error)
+                                            or isinstance(error, asyncpg.exceptions.InternalClientError)):
+                        raise
+                    connection.terminate()
         raise AssertionError("unreachable")
 
     async def _open_pool(self) -> Any:
