@@ -471,8 +471,8 @@ class Reads:
     - PostgreSQL: asyncpg's own pool (``CRP_DATABASE_READ_POOL_SIZE`` connections, opened as needed),
       autocommit, one round trip, the statement compiled once by SQLAlchemy, a connection found broken (a restart)
       tried once more.
-      Only statements whose columns the driver returns as SQLAlchemy would (text, numbers, dates, aware
-      timestamps, JSON; ``_DRIVER_TYPES``) are read this way; any other goes through the engine, in autocommit.
+      Only statements whose columns the driver returns as SQLAlchemy would (text, numbers, decimals, dates,
+      aware timestamps, JSON; ``_driver_reads``) are read this way; any other goes through the engine, in autocommit.
 
     Through the engine's pool each read cost more than its statement: checkout, BEGIN, ROLLBACK and checkin, each
     through SQLAlchemy's async adapter (~300-400 us a read; ~50 us on SQLite and ~150 us on PostgreSQL this way).
@@ -491,7 +491,8 @@ class Reads:
         self._sqlite: Any = None
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
-        self._compiled: Any = weakref.WeakKeyDictionary()  # statement -> _SEEN, _ENGINE or its compiled SQL
+        # statement -> _SEEN (read once), _ENGINE, or (its PostgreSQL SQL, its binds' type decorators)
+        self._compiled: Any = weakref.WeakKeyDictionary()
 
     async def all(self, stmt: Any, params: dict[str, Any] | None = None) -> list[Any]:
         if self._sqlite_path is not None:
@@ -504,9 +505,14 @@ class Reads:
         if compiled is None:  # first read of this statement: through the engine (its cache knows the shape)
             self._compiled[stmt] = _SEEN
         elif compiled is _SEEN:  # read again: a statement kept for reuse, worth compiling for the driver
-            compiled = self._compiled[stmt] = _compile_for_driver(stmt, self._engine.dialect)
-        if compiled is not None and compiled is not _SEEN and compiled is not _ENGINE:
-            return await self._fetch(compiled.construct_expanded_state(params or {}))
+            sql = _compile_for_driver(stmt, self._engine.dialect)
+            compiled = self._compiled[stmt] = sql if sql is _ENGINE else (sql, _bind_decorators(sql))
+        if isinstance(compiled, tuple):
+            sql, decorators = compiled
+            values = params or {}
+            if decorators:  # what SQLAlchemy's bind processing would do (e.g. a naive datetime refused)
+                values = _bound(values, decorators, self._engine.dialect)
+            return await self._fetch(sql.construct_expanded_state(values))
         async with self._engine.connect() as conn:
             return (await conn.execute(stmt, params)).all()
 
@@ -519,17 +525,17 @@ class Reads:
 
         pool = self._pool or await self._open_pool()
         for attempt in (1, 2):
-            async with pool.acquire() as conn:
+            async with pool.acquire() as connection:
                 try:
-                    return await conn.fetch(state.statement, *state.positional_parameters)
+                    return await connection.fetch(state.statement, *state.positional_parameters)
                 except Exception as error:
-                    # A connection the server dropped (a restart, an operator): never handed out again, and the
-                    # read (it changes nothing) is tried once more, on a new one.
-                    if not (is_connection_error(error) or isinstance(error, asyncpg.exceptions.InternalClientError)):
+                    # A pooled connection the server dropped (restart): once more, on a new one. asyncpg may not have
+                    # closed it yet (InternalClientError: its protocol still consumes the server's goodbye), so it is
+                    # closed here, or the pool would hand it out again.
+                    if attempt == 2 or not (is_connection_error(error)
+                                            or isinstance(error, asyncpg.exceptions.InternalClientError)):
                         raise
-                    conn.terminate()
-                    if attempt == 2:
-                        raise
+                    connection.terminate()
         raise AssertionError("unreachable")
 
     async def _open_pool(self) -> Any:
@@ -624,16 +630,42 @@ def _compile_for_driver(stmt: Any, dialect: Any) -> Any:
     return stmt.compile(dialect=dialect)
 
 
+def _bind_decorators(compiled: Any) -> dict[str, Any]:
+    """The bound parameters of ``compiled`` whose type processes their values (a ``TypeDecorator``'s
+    ``process_bind_param``, e.g. ``UTCDateTime`` refusing a naive datetime): name -> type. The driver is given
+    values, not processed by SQLAlchemy, so ``Reads`` processes them as it would."""
+    from sqlalchemy import TypeDecorator
+
+    return {name: bind.type for name, bind in compiled.binds.items() if isinstance(bind.type, TypeDecorator)
+            and type(bind.type).process_bind_param is not TypeDecorator.process_bind_param}
+
+
+def _bound(values: dict[str, Any], decorators: dict[str, Any], dialect: Any) -> dict[str, Any]:
+    processed = dict(values)
+    for name, kind in decorators.items():
+        if name in processed:
+            value = processed[name]
+            processed[name] = ([kind.process_bind_param(v, dialect) for v in value] if isinstance(value, list | tuple)
+                               else kind.process_bind_param(value, dialect))
+    return processed
+
+
 def _driver_reads(kind: Any) -> bool:
     """Whether asyncpg returns a column of type ``kind`` as SQLAlchemy would: plain text (not an Enum), numbers,
     booleans, dates, JSON (with ``_json_codecs``), and SQLModel's aware UTC timestamps and strings; nothing else
-    (another type decorator may process its values)."""
-    from sqlalchemy import JSON, Boolean, Date, Enum, Float, Integer, String, TypeDecorator
+    (another type decorator may process its values). Numbers: integers; floats as floats; NUMERIC as decimals (the
+    driver's ``Decimal``, which SQLAlchemy's asyncpg dialect returns unprocessed), not a Float asked as a decimal
+    nor a Numeric asked as a float (SQLAlchemy converts those)."""
+    from sqlalchemy import JSON, Boolean, Date, Enum, Float, Integer, Numeric, String, TypeDecorator
     from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 
     if isinstance(kind, TypeDecorator):
         return type(kind) in (AutoString, UTCDateTime)
-    return isinstance(kind, String | Integer | Float | Boolean | Date | JSON) and not isinstance(kind, Enum)
+    if isinstance(kind, Float):
+        return not kind.asdecimal
+    if isinstance(kind, Numeric):
+        return bool(kind.asdecimal)
+    return isinstance(kind, String | Integer | Boolean | Date | JSON) and not isinstance(kind, Enum)
 
 
 async def get_reads(request: Request) -> Reads:

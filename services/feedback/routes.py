@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.encoders import jsonable_encoder
@@ -49,7 +49,7 @@ from services.feedback.schemas import (
     StatusChange,
 )
 from shared.auth import require_roles
-from shared.db import SessionDep, utcnow, will_write
+from shared.db import ReadsDep, SessionDep, utcnow, will_write
 from shared.etag import check_if_match, make_etag
 from shared.events.feedback import ActivityKind, Category, Channel, FeedbackStatus
 from shared.idempotency import IdempotencyDep
@@ -91,7 +91,7 @@ centres = APIRouter(prefix="/api/v1/resource-centres", tags=["resource centres"]
 activities = APIRouter(prefix="/api/v1/community-activities", tags=["community activities"])
 
 
-def _etag(row: Feedback | ResourceCentre) -> dict[str, str]:
+def _etag(row: Feedback | ResourceCentre | Any) -> dict[str, str]:
     return {"ETag": make_etag(row.id, row.version)}
 
 
@@ -119,7 +119,7 @@ async def submit_feedback(request: Request, body: FeedbackCreate, session: Sessi
 
 
 @feedback.get("", response_model=Page[FeedbackSummary])
-async def list_feedback(request: Request, response: Response, session: SessionDep, principal: CaseHandler,
+async def list_feedback(request: Request, response: Response, reads: ReadsDep, principal: CaseHandler,
                         now: Now, limit: LimitQuery = 50, cursor: CursorQuery = None,
                         status: FeedbackStatus | None = None, category: Category | None = None,
                         channel: Channel | None = None, community_id: str | None = None,
@@ -127,26 +127,26 @@ async def list_feedback(request: Request, response: Response, session: SessionDe
                         received_from: datetime | None = None, received_to: datetime | None = None,
                         overdue: bool | None = None) -> Page[FeedbackSummary]:
     """Cases you may see in your governorates, newest first, without their text (read a case for that)."""
-    stmt = svc.list_feedback_query(principal=principal, now=now, status=status, category=category, channel=channel,
-                                   community_id=community_id, governorate=governorate,
-                                   resource_centre_id=resource_centre_id, received_from=received_from,
-                                   received_to=received_to, overdue=overdue)
-    rows, next_cursor = await paginate(session, stmt, Feedback, limit=limit, cursor=cursor, request=request,
-                                       response=response)
+    stmt, params = svc.list_feedback_query(
+        principal=principal, now=now, status=status, category=category, channel=channel, community_id=community_id,
+        governorate=governorate, resource_centre_id=resource_centre_id, received_from=received_from,
+        received_to=received_to, overdue=overdue)
+    rows, next_cursor = await paginate(reads, stmt, Feedback, limit=limit, cursor=cursor, request=request,
+                                       response=response, rows_only=True, params=params)
     return Page(items=[svc.to_summary(r, now) for r in rows], next_cursor=next_cursor)
 
 
 @feedback.get("/overdue", response_model=Page[FeedbackSummary])
-async def list_overdue_feedback(request: Request, response: Response, session: SessionDep, principal: CaseHandler,
+async def list_overdue_feedback(request: Request, response: Response, reads: ReadsDep, principal: CaseHandler,
                                 now: Now, limit: LimitQuery = 50, cursor: CursorQuery = None,
                                 governorate: str | None = None) -> Page[FeedbackSummary]:
     """Cases past a service level: not acknowledged by `acknowledge_due_at`, or not resolved by
     `resolve_due_at`."""
-    stmt = svc.list_feedback_query(principal=principal, now=now, status=None, category=None, channel=None,
-                                   community_id=None, governorate=governorate, resource_centre_id=None,
-                                   received_from=None, received_to=None, overdue=True)
-    rows, next_cursor = await paginate(session, stmt, Feedback, limit=limit, cursor=cursor, request=request,
-                                       response=response)
+    stmt, params = svc.list_feedback_query(principal=principal, now=now, status=None, category=None, channel=None,
+                                           community_id=None, governorate=governorate, resource_centre_id=None,
+                                           received_from=None, received_to=None, overdue=True)
+    rows, next_cursor = await paginate(reads, stmt, Feedback, limit=limit, cursor=cursor, request=request,
+                                       response=response, rows_only=True, params=params)
     return Page(items=[svc.to_summary(r, now) for r in rows], next_cursor=next_cursor)
 
 
@@ -277,22 +277,22 @@ async def create_resource_centre(request: Request, body: ResourceCentreCreate, s
 
 
 @centres.get("", response_model=Page[ResourceCentrePublic])
-async def list_resource_centres(request: Request, response: Response, session: SessionDep, principal: CentreReader,
+async def list_resource_centres(request: Request, response: Response, reads: ReadsDep, principal: CentreReader,
                                 limit: LimitQuery = 50, cursor: CursorQuery = None, community_id: str | None = None,
                                 governorate: str | None = None,
                                 active: bool | None = None) -> Page[ResourceCentrePublic]:
     """Resource centres in your governorates, newest first."""
-    stmt = svc.list_resource_centres_query(principal=principal, community_id=community_id, governorate=governorate,
-                                           active=active)
-    rows, next_cursor = await paginate(session, stmt, ResourceCentre, limit=limit, cursor=cursor, request=request,
-                                       response=response)
+    stmt, params = svc.list_resource_centres_query(principal=principal, community_id=community_id,
+                                                   governorate=governorate, active=active)
+    rows, next_cursor = await paginate(reads, stmt, ResourceCentre, limit=limit, cursor=cursor, request=request,
+                                       response=response, rows_only=True, params=params)
     return Page(items=[ResourceCentrePublic.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @centres.get("/{centre_id}", response_model=ResourceCentrePublic, responses=NOT_FOUND)
-async def get_resource_centre(centre_id: str, response: Response, session: SessionDep,
+async def get_resource_centre(centre_id: str, response: Response, reads: ReadsDep,
                               principal: CentreReader) -> ResourceCentrePublic:
-    centre = await svc.get_resource_centre(session=session, principal=principal, centre_id=centre_id)
+    centre = await svc.read_resource_centre(reads=reads, principal=principal, centre_id=centre_id)
     response.headers.update(_etag(centre))
     return ResourceCentrePublic.model_validate(centre)
 
@@ -325,25 +325,25 @@ async def record_community_activity(request: Request, body: CommunityActivityCre
 
 
 @activities.get("", response_model=Page[CommunityActivityPublic])
-async def list_community_activities(request: Request, response: Response, session: SessionDep,
+async def list_community_activities(request: Request, response: Response, reads: ReadsDep,
                                     principal: ActivityReader, limit: LimitQuery = 50, cursor: CursorQuery = None,
                                     kind: ActivityKind | None = None, community_id: str | None = None,
                                     governorate: str | None = None, resource_centre_id: str | None = None,
                                     held_from: date | None = None,
                                     held_to: date | None = None) -> Page[CommunityActivityPublic]:
     """Community activities in your governorates, newest first."""
-    stmt = svc.list_activities_query(principal=principal, kind=kind, community_id=community_id,
-                                     governorate=governorate, resource_centre_id=resource_centre_id,
-                                     held_from=held_from, held_to=held_to)
-    rows, next_cursor = await paginate(session, stmt, CommunityActivity, limit=limit, cursor=cursor,
-                                       request=request, response=response)
+    stmt, params = svc.list_activities_query(principal=principal, kind=kind, community_id=community_id,
+                                             governorate=governorate, resource_centre_id=resource_centre_id,
+                                             held_from=held_from, held_to=held_to)
+    rows, next_cursor = await paginate(reads, stmt, CommunityActivity, limit=limit, cursor=cursor,
+                                       request=request, response=response, rows_only=True, params=params)
     return Page(items=[svc.activity_public(r) for r in rows], next_cursor=next_cursor)
 
 
 @activities.get("/{activity_id}", response_model=CommunityActivityPublic, responses=NOT_FOUND)
-async def get_community_activity(activity_id: str, session: SessionDep,
+async def get_community_activity(activity_id: str, reads: ReadsDep,
                                  principal: ActivityReader) -> CommunityActivityPublic:
-    return svc.activity_public(await svc.get_activity(session=session, principal=principal, activity_id=activity_id))
+    return svc.activity_public(await svc.read_activity(reads=reads, principal=principal, activity_id=activity_id))
 
 
 routers = (feedback, public, centres, activities)

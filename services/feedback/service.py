@@ -15,11 +15,12 @@ from __future__ import annotations
 import hmac
 import json
 import math
+import operator
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, false, func, or_, select
+from sqlalchemy import Select, and_, bindparam, false, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -49,7 +50,7 @@ from services.feedback.schemas import (
 from shared.audit import AuditEntry, audit
 from shared.auth import Principal
 from shared.concurrency import touch
-from shared.db import utcnow
+from shared.db import Reads, utcnow
 from shared.errors import Conflict, NotFound, TooManyRequests, Unprocessable
 from shared.events.feedback import (
     SENSITIVE_CATEGORIES,
@@ -62,7 +63,7 @@ from shared.events.feedback import (
 from shared.outbox import Outbox
 from shared.peers import Beneficiaries
 from shared.pii import current_chain, keyed_hash, seal, unseal
-from shared.scope import get_in_scope, select_filtered
+from shared.scope import Conditions, get_in_scope, list_in_scope, read_in_scope
 
 ORDINARY_HANDLERS = frozenset({"cfm_officer", "programme_manager", "admin"})
 SENSITIVE_HANDLERS = frozenset({"psea_focal_point"})
@@ -126,12 +127,22 @@ def _may_see_category(principal: Principal, category: str) -> bool:
 
 def visible(principal: Principal, ordinary: frozenset[str] = ORDINARY_HANDLERS) -> Any:
     """The cases this principal may know exist (before governorate scope)."""
-    kinds = []
-    if principal.has_any(ordinary):
-        kinds.append(Feedback.sensitive.is_(False))  # type: ignore[attr-defined]
-    if principal.has_any(SENSITIVE_HANDLERS):
-        kinds.append(Feedback.sensitive.is_(True))  # type: ignore[attr-defined]
-    return or_(*kinds) if kinds else false()
+    return _of_kinds(_visible_kinds(principal, ordinary))
+
+
+def _visible_kinds(principal: Principal, ordinary: frozenset[str] = ORDINARY_HANDLERS) -> tuple[bool, bool]:
+    """Whether this principal may know of ordinary cases, and of sensitive ones."""
+    return principal.has_any(ordinary), principal.has_any(SENSITIVE_HANDLERS)
+
+
+def _of_kinds(kinds: tuple[bool, bool]) -> Any:
+    ordinary, sensitive = kinds
+    clauses = []
+    if ordinary:
+        clauses.append(Feedback.sensitive.is_(False))  # type: ignore[attr-defined]
+    if sensitive:
+        clauses.append(Feedback.sensitive.is_(True))  # type: ignore[attr-defined]
+    return or_(*clauses) if clauses else false()
 
 
 async def get_feedback(*, session: AsyncSession, principal: Principal, feedback_id: str) -> Feedback:
@@ -234,23 +245,29 @@ async def submit(*, session: AsyncSession, outbox: Outbox, principal: Principal,
 
 
 # -- reading ----------------------------------------------------------------------------------------
+_CASE = Feedback.__table__.c  # type: ignore[attr-defined]
+_LATE = or_(and_(_CASE.acknowledged_at.is_(None), _CASE.acknowledge_due_at < bindparam("now")),
+            and_(_CASE.resolved_at.is_(None), _CASE.status != "closed", _CASE.resolve_due_at < bindparam("now")))
+_CASE_FILTERS: Conditions = {
+    "status": _CASE.status, "category": _CASE.category, "channel": _CASE.channel, "community_id": _CASE.community_id,
+    "governorate": _CASE.governorate_pcode, "resource_centre_id": _CASE.resource_centre_id,
+    "received_from": (_CASE.received_at, operator.ge), "received_to": (_CASE.received_at, operator.lt),
+    "visible": _of_kinds, "overdue": lambda late: _LATE if late else ~_LATE}
+
+
 def list_feedback_query(*, principal: Principal, now: datetime, status: str | None, category: str | None,
                         channel: str | None, community_id: str | None, governorate: str | None,
                         resource_centre_id: str | None, received_from: datetime | None,
-                        received_to: datetime | None, overdue: bool | None) -> Select[Any]:
-    stmt = select_filtered(Feedback, principal, status=status, category=category, channel=channel,
-                           community_id=community_id, governorate_pcode=governorate,
-                           resource_centre_id=resource_centre_id).where(visible(principal))
-    if received_from:
-        stmt = stmt.where(Feedback.received_at >= received_from)
-    if received_to:
-        stmt = stmt.where(Feedback.received_at < received_to)
+                        received_to: datetime | None, overdue: bool | None) -> tuple[Select[Any], dict[str, Any]]:
+    """The cases the caller may see (its governorates, and sensitive ones for the PSEA focal point only): the
+    statement (built once per combination of filters and of the caller's kinds of cases) and its values."""
+    stmt, params = list_in_scope(Feedback, principal, _CASE_FILTERS, bound=dict(
+        status=status, category=category, channel=channel, community_id=community_id, governorate=governorate,
+        resource_centre_id=resource_centre_id, received_from=received_from, received_to=received_to),
+        shape={"visible": _visible_kinds(principal), "overdue": overdue})
     if overdue is not None:
-        late = or_(and_(Feedback.acknowledged_at.is_(None), Feedback.acknowledge_due_at < now),  # type: ignore[union-attr]
-                   and_(Feedback.resolved_at.is_(None), Feedback.status != "closed",  # type: ignore[union-attr]
-                        Feedback.resolve_due_at < now))
-        stmt = stmt.where(late if overdue else ~late)
-    return stmt
+        params["now"] = now
+    return stmt, params
 
 
 async def read_case(*, session: AsyncSession, principal: Principal, feedback_id: str, action: str = "read") -> Feedback:
@@ -439,12 +456,22 @@ async def get_resource_centre(*, session: AsyncSession, principal: Principal, ce
     return await get_in_scope(session, ResourceCentre, centre_id, principal, label="resource centre")
 
 
+async def read_resource_centre(*, reads: Reads, principal: Principal, centre_id: str) -> Any:
+    """``get_resource_centre`` for a request that only shows it: a read-only row, no session."""
+    return await read_in_scope(reads, ResourceCentre, centre_id, principal, label="resource centre")
+
+
+_CENTRE = ResourceCentre.__table__.c  # type: ignore[attr-defined]
+_CENTRE_FILTERS: Conditions = {"community_id": _CENTRE.community_id, "governorate": _CENTRE.governorate_pcode,
+                               "active": lambda active: _CENTRE.active.is_(active)}
+
+
 def list_resource_centres_query(*, principal: Principal, community_id: str | None, governorate: str | None,
-                                active: bool | None) -> Select[Any]:
-    stmt = select_filtered(ResourceCentre, principal, community_id=community_id, governorate_pcode=governorate)
-    if active is not None:
-        stmt = stmt.where(ResourceCentre.active.is_(active))  # type: ignore[attr-defined]
-    return stmt
+                                active: bool | None) -> tuple[Select[Any], dict[str, Any]]:
+    """Centres in the caller's governorates: the statement (built once per combination of filters) and its
+    values."""
+    return list_in_scope(ResourceCentre, principal, _CENTRE_FILTERS,
+                         bound={"community_id": community_id, "governorate": governorate}, shape={"active": active})
 
 
 async def update_resource_centre(*, session: AsyncSession, outbox: Outbox, principal: Principal,
@@ -508,20 +535,27 @@ def activity_public(a: CommunityActivity) -> CommunityActivityPublic:
         created_at=a.created_at)
 
 
-async def get_activity(*, session: AsyncSession, principal: Principal, activity_id: str) -> CommunityActivity:
-    return await get_in_scope(session, CommunityActivity, activity_id, principal, label="community activity")
+async def read_activity(*, reads: Reads, principal: Principal, activity_id: str) -> Any:
+    """A community activity in the caller's governorates, else NotFound: a read-only row, no session
+    (``activity_public`` renders it)."""
+    return await read_in_scope(reads, CommunityActivity, activity_id, principal, label="community activity")
+
+
+_ACTIVITY = CommunityActivity.__table__.c  # type: ignore[attr-defined]
+_ACTIVITY_FILTERS: Conditions = {
+    "kind": _ACTIVITY.kind, "community_id": _ACTIVITY.community_id, "governorate": _ACTIVITY.governorate_pcode,
+    "resource_centre_id": _ACTIVITY.resource_centre_id, "held_from": (_ACTIVITY.held_on, operator.ge),
+    "held_to": (_ACTIVITY.held_on, operator.le)}
 
 
 def list_activities_query(*, principal: Principal, kind: str | None, community_id: str | None,
                           governorate: str | None, resource_centre_id: str | None, held_from: Any,
-                          held_to: Any) -> Select[Any]:
-    stmt = select_filtered(CommunityActivity, principal, kind=kind, community_id=community_id,
-                           governorate_pcode=governorate, resource_centre_id=resource_centre_id)
-    if held_from:
-        stmt = stmt.where(CommunityActivity.held_on >= held_from)
-    if held_to:
-        stmt = stmt.where(CommunityActivity.held_on <= held_to)
-    return stmt
+                          held_to: Any) -> tuple[Select[Any], dict[str, Any]]:
+    """Activities in the caller's governorates: the statement (built once per combination of filters) and its
+    values."""
+    return list_in_scope(CommunityActivity, principal, _ACTIVITY_FILTERS, bound=dict(
+        kind=kind, community_id=community_id, governorate=governorate, resource_centre_id=resource_centre_id,
+        held_from=held_from, held_to=held_to))
 
 
 

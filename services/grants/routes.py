@@ -14,7 +14,7 @@ Roles (admin always passes):
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -44,7 +44,7 @@ from services.grants.schemas import (
     SupportSessionPublic,
 )
 from shared.auth import require_roles
-from shared.db import SessionDep
+from shared.db import ReadsDep, SessionDep
 from shared.etag import make_etag
 from shared.idempotency import IdempotencyDep
 from shared.outbox import OutboxDep
@@ -66,7 +66,7 @@ calls = APIRouter(prefix="/api/v1/grant-calls", tags=["grant calls"])
 grants = APIRouter(prefix="/api/v1/grants", tags=["grants"])
 
 
-def _etag(grant: Grant | GrantCall) -> dict[str, str]:
+def _etag(grant: Grant | GrantCall | Any) -> dict[str, str]:
     return {"ETag": make_etag(grant.id, grant.version)}
 
 
@@ -81,20 +81,21 @@ async def create_grant_call(request: Request, body: GrantCallCreate, session: Se
 
 
 @calls.get("", response_model=Page[GrantCallPublic])
-async def list_grant_calls(request: Request, response: Response, session: SessionDep, principal: Reader,
+async def list_grant_calls(request: Request, response: Response, reads: ReadsDep, principal: Reader,
                            limit: LimitQuery = 50, cursor: CursorQuery = None, sector: str | None = None,
                            open_on: Annotated[date | None, Query(description="Calls open on this date.")] = None,
                            ) -> Page[GrantCallPublic]:
     """Grant calls, newest first."""
-    rows, next_cursor = await paginate(session, svc.list_calls_query(sector=sector, open_on=open_on), GrantCall,
-                                       limit=limit, cursor=cursor, request=request, response=response)
+    stmt, params = svc.list_calls_query(sector=sector, open_on=open_on)
+    rows, next_cursor = await paginate(reads, stmt, GrantCall, limit=limit, cursor=cursor, request=request,
+                                       response=response, rows_only=True, params=params)
     return Page(items=[GrantCallPublic.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @calls.get("/{call_id}", response_model=GrantCallPublic)
-async def get_grant_call(call_id: str, response: Response, session: SessionDep, principal: Reader) -> GrantCallPublic:
+async def get_grant_call(call_id: str, response: Response, reads: ReadsDep, principal: Reader) -> GrantCallPublic:
     """One grant call (with the budget committed so far)."""
-    call = await svc.get_call(session=session, call_id=call_id)
+    call = await svc.read_call(reads=reads, call_id=call_id)
     response.headers.update(_etag(call))
     return GrantCallPublic.model_validate(call)
 
@@ -134,24 +135,25 @@ async def submit_grant_application(request: Request, body: GrantCreate, session:
 
 
 @grants.get("", response_model=Page[GrantPublic])
-async def list_grants(request: Request, response: Response, session: SessionDep, principal: Reader,
+async def list_grants(request: Request, response: Response, reads: ReadsDep, principal: Reader,
                       limit: LimitQuery = 50, cursor: CursorQuery = None, call_id: str | None = None,
                       status: GrantStatus | None = None, community_id: str | None = None,
                       governorate: str | None = None, beneficiary_id: str | None = None,
                       submitted_from: date | None = None, submitted_to: date | None = None) -> Page[GrantPublic]:
     """Grants of people in your governorates, newest first."""
-    stmt = svc.list_grants_query(principal=principal, call_id=call_id, status=status, community_id=community_id,
-                                 governorate=governorate, beneficiary_id=beneficiary_id,
-                                 submitted_from=submitted_from, submitted_to=submitted_to)
-    rows, next_cursor = await paginate(session, stmt, Grant, limit=limit, cursor=cursor, request=request,
-                                       response=response)
+    stmt, params = svc.list_grants_query(principal=principal, call_id=call_id, status=status,
+                                         community_id=community_id, governorate=governorate,
+                                         beneficiary_id=beneficiary_id, submitted_from=submitted_from,
+                                         submitted_to=submitted_to)
+    rows, next_cursor = await paginate(reads, stmt, Grant, limit=limit, cursor=cursor, request=request,
+                                       response=response, rows_only=True, params=params)
     return Page(items=[GrantPublic.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @grants.get("/{grant_id}", response_model=GrantPublic)
-async def get_grant(grant_id: str, response: Response, session: SessionDep, principal: Reader) -> GrantPublic:
+async def get_grant(grant_id: str, response: Response, reads: ReadsDep, principal: Reader) -> GrantPublic:
     """One grant (404 when absent or its person lives outside your governorates)."""
-    grant = await svc.get_grant(session=session, principal=principal, grant_id=grant_id)
+    grant = await svc.read_grant(reads=reads, principal=principal, grant_id=grant_id)
     response.headers.update(_etag(grant))
     return GrantPublic.model_validate(grant)
 

@@ -7,11 +7,12 @@ both changed in the transaction that checks them, so the check and the write are
 
 from __future__ import annotations
 
+import operator
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.grants.models import Disbursement, Grant, GrantCall, GrantScore, MonitoringVisit, SupportSession
@@ -30,7 +31,7 @@ from services.grants.schemas import (
 )
 from shared.audit import audit
 from shared.auth import Principal
-from shared.db import advisory_xact_lock, utcnow
+from shared.db import Reads, advisory_xact_lock, utcnow
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events.grants import (
     DisbursementMade,
@@ -43,7 +44,14 @@ from shared.events.grants import (
 )
 from shared.outbox import Outbox
 from shared.peers import Beneficiaries, BeneficiaryRef
-from shared.scope import get_in_scope, select_filtered, select_in_scope
+from shared.scope import (
+    Conditions,
+    get_in_scope,
+    list_in_scope,
+    read_by_id,
+    read_in_scope,
+    select_in_scope,
+)
 
 # Statuses in which an application counts as the person's one application to its call.
 ACTIVE = ("submitted", "approved", "disbursing", "fully_disbursed")
@@ -78,13 +86,22 @@ async def get_call(*, session: AsyncSession, call_id: str) -> GrantCall:
     return call
 
 
-def list_calls_query(*, sector: str | None, open_on: date | None) -> Select[Any]:
-    stmt = select(GrantCall)
-    if sector:
-        stmt = stmt.where(GrantCall.sector == sector)
-    if open_on:
-        stmt = stmt.where(GrantCall.opens_on <= open_on, GrantCall.closes_on >= open_on)
-    return stmt
+async def read_call(*, reads: Reads, call_id: str) -> Any:
+    """``get_call`` for a request that only shows it: a read-only row, no session."""
+    call = await read_by_id(reads, GrantCall, call_id)
+    if call is None:
+        raise NotFound(f"No grant call {call_id}")
+    return call
+
+
+_CALL = GrantCall.__table__.c  # type: ignore[attr-defined]
+_CALL_FILTERS: Conditions = {"sector": _CALL.sector,
+                             "open_on": lambda v: and_(_CALL.opens_on <= v, _CALL.closes_on >= v)}
+
+
+def list_calls_query(*, sector: str | None, open_on: date | None) -> tuple[Select[Any], dict[str, Any]]:
+    """Calls are programme-wide: the statement (built once per combination of filters) and its values."""
+    return list_in_scope(GrantCall, None, _CALL_FILTERS, bound={"sector": sector, "open_on": open_on})
 
 
 # -- applications -----------------------------------------------------------------------------------
@@ -170,16 +187,26 @@ async def get_grant(*, session: AsyncSession, principal: Principal, grant_id: st
     return await get_in_scope(session, Grant, grant_id, principal, label="grant")
 
 
+async def read_grant(*, reads: Reads, principal: Principal, grant_id: str) -> Any:
+    """``get_grant`` for a request that only shows it: a read-only row, no session."""
+    return await read_in_scope(reads, Grant, grant_id, principal, label="grant")
+
+
+_GRANT = Grant.__table__.c  # type: ignore[attr-defined]
+_GRANT_FILTERS: Conditions = {
+    "call_id": _GRANT.call_id, "status": _GRANT.status, "community_id": _GRANT.community_id,
+    "governorate": _GRANT.governorate_pcode, "beneficiary_id": _GRANT.beneficiary_id,
+    "submitted_from": (_GRANT.submitted_on, operator.ge), "submitted_to": (_GRANT.submitted_on, operator.le)}
+
+
 def list_grants_query(*, principal: Principal, call_id: str | None, status: str | None, community_id: str | None,
                       governorate: str | None, beneficiary_id: str | None, submitted_from: date | None,
-                      submitted_to: date | None) -> Select[Any]:
-    stmt = select_filtered(Grant, principal, call_id=call_id, status=status, community_id=community_id,
-                           governorate_pcode=governorate, beneficiary_id=beneficiary_id)
-    if submitted_from:
-        stmt = stmt.where(Grant.submitted_on >= submitted_from)
-    if submitted_to:
-        stmt = stmt.where(Grant.submitted_on <= submitted_to)
-    return stmt
+                      submitted_to: date | None) -> tuple[Select[Any], dict[str, Any]]:
+    """Grants in the caller's governorates: the statement (built once per combination of filters) and its
+    values."""
+    return list_in_scope(Grant, principal, _GRANT_FILTERS, bound=dict(
+        call_id=call_id, status=status, community_id=community_id, governorate=governorate,
+        beneficiary_id=beneficiary_id, submitted_from=submitted_from, submitted_to=submitted_to))
 
 
 # -- scoring ----------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from services.infrastructure.schemas import (
     StatusChange,
 )
 from shared.auth import Principal, require_roles
-from shared.db import SessionDep
+from shared.db import ReadsDep, SessionDep
 from shared.etag import make_etag
 from shared.events.infrastructure import ProjectStatus, Sector
 from shared.idempotency import IdempotencyDep
@@ -54,7 +54,7 @@ assessments = APIRouter(prefix="/api/v1/community-assessments", tags=["community
 projects = APIRouter(prefix="/api/v1/infrastructure-projects", tags=["infrastructure projects"])
 
 
-def _etag(row: CommunityAssessment | InfrastructureProject | AssessmentPublic | ProjectPublic) -> dict[str, str]:
+def _etag(row: CommunityAssessment | InfrastructureProject | AssessmentPublic | ProjectPublic | Any) -> dict[str, str]:
     return {"ETag": make_etag(row.id, row.version)}
 
 
@@ -136,7 +136,7 @@ async def create_infrastructure_project(request: Request, body: ProjectCreate, s
 
 
 @projects.get("", response_model=Page[ProjectPublic])
-async def list_infrastructure_projects(request: Request, response: Response, session: SessionDep,
+async def list_infrastructure_projects(request: Request, response: Response, reads: ReadsDep,
                                        principal: Reader, limit: LimitQuery = 50, cursor: CursorQuery = None,
                                        sector: Sector | None = None, status: ProjectStatus | None = None,
                                        community_id: str | None = None, governorate: str | None = None,
@@ -145,11 +145,12 @@ async def list_infrastructure_projects(request: Request, response: Response, ses
                                        completed_to: date | None = None) -> Page[ProjectPublic]:
     """Projects in your governorates, newest first; filters by sector, status, community, governorate, district,
     start and completion dates."""
-    stmt = svc.list_projects_query(principal=principal, sector=sector, status=status, community_id=community_id,
-                                   governorate=governorate, district=district, started_from=started_from,
-                                   started_to=started_to, completed_from=completed_from, completed_to=completed_to)
-    rows, next_cursor = await paginate(session, stmt, InfrastructureProject, limit=limit, cursor=cursor,
-                                       request=request, response=response)
+    stmt, params = svc.list_projects_query(
+        principal=principal, sector=sector, status=status, community_id=community_id, governorate=governorate,
+        district=district, started_from=started_from, started_to=started_to, completed_from=completed_from,
+        completed_to=completed_to)
+    rows, next_cursor = await paginate(reads, stmt, InfrastructureProject, limit=limit, cursor=cursor,
+                                       request=request, response=response, rows_only=True, params=params)
     return Page(items=[svc.project_public(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -166,18 +167,19 @@ async def get_infrastructure_projects_geojson(
     `Point` feature per project with a GPS point, coordinates `[longitude, latitude]` (WGS 84), the project's
     `id`, and its title, sector, status, community, P-codes, catchment and progress as properties. The same
     filters as the list."""
-    stmt = svc.list_projects_query(principal=principal, sector=sector, status=status, community_id=community_id,
-                                   governorate=governorate, district=district, started_from=started_from,
-                                   started_to=started_to, completed_from=completed_from, completed_to=completed_to)
-    collection = await svc.projects_geojson(session=session, stmt=stmt, limit=limit)
+    stmt, params = svc.list_projects_query(
+        principal=principal, sector=sector, status=status, community_id=community_id, governorate=governorate,
+        district=district, started_from=started_from, started_to=started_to, completed_from=completed_from,
+        completed_to=completed_to)
+    collection = await svc.projects_geojson(session=session, stmt=stmt, params=params, limit=limit)
     return JSONResponse(collection, media_type="application/geo+json")
 
 
 @projects.get("/{project_id}", response_model=ProjectPublic, responses=NOT_FOUND)
-async def get_infrastructure_project(project_id: str, response: Response, session: SessionDep,
+async def get_infrastructure_project(project_id: str, response: Response, reads: ReadsDep,
                                      principal: Reader) -> ProjectPublic:
     """One project (404 when absent or outside your governorates)."""
-    project = await svc.get_project(session=session, principal=principal, project_id=project_id)
+    project = await svc.read_project(reads=reads, principal=principal, project_id=project_id)
     response.headers.update(_etag(project))
     return svc.project_public(project)
 

@@ -7,6 +7,7 @@ loser of a race gets 409 and its event is never committed, so a transition raced
 
 from __future__ import annotations
 
+import operator
 import uuid
 from datetime import date
 from typing import Any
@@ -34,7 +35,7 @@ from services.infrastructure.schemas import (
 )
 from shared.audit import audit
 from shared.auth import Principal
-from shared.db import utcnow
+from shared.db import Reads, utcnow
 from shared.errors import Conflict, Unprocessable
 from shared.events.infrastructure import (
     AssessmentCompleted,
@@ -45,7 +46,7 @@ from shared.events.infrastructure import (
 )
 from shared.outbox import Outbox
 from shared.peers import Beneficiaries
-from shared.scope import get_in_scope, select_filtered
+from shared.scope import Conditions, get_in_scope, list_in_scope, read_in_scope, select_filtered
 
 # planned -> in_progress -> completed -> handed_over; cancelled from planned or in_progress. Anything else 409.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -240,20 +241,28 @@ async def get_project(*, session: AsyncSession, principal: Principal, project_id
     return await get_in_scope(session, InfrastructureProject, project_id, principal, label="infrastructure project")
 
 
+async def read_project(*, reads: Reads, principal: Principal, project_id: str) -> Any:
+    """``get_project`` for a request that only shows it: a read-only row (``project_public`` renders it)."""
+    return await read_in_scope(reads, InfrastructureProject, project_id, principal, label="infrastructure project")
+
+
+_PROJECT = InfrastructureProject.__table__.c  # type: ignore[attr-defined]
+_PROJECT_FILTERS: Conditions = {
+    "sector": _PROJECT.sector, "status": _PROJECT.status, "community_id": _PROJECT.community_id,
+    "governorate": _PROJECT.governorate_pcode, "district": _PROJECT.district_pcode,
+    "started_from": (_PROJECT.started_on, operator.ge), "started_to": (_PROJECT.started_on, operator.le),
+    "completed_from": (_PROJECT.completed_on, operator.ge), "completed_to": (_PROJECT.completed_on, operator.le)}
+
+
 def list_projects_query(*, principal: Principal, sector: str | None, status: str | None, community_id: str | None,
                         governorate: str | None, district: str | None, started_from: date | None,
                         started_to: date | None, completed_from: date | None,
-                        completed_to: date | None) -> Select[Any]:
-    stmt = select_filtered(InfrastructureProject, principal, sector=sector, status=status, community_id=community_id,
-                           governorate_pcode=governorate, district_pcode=district)
-    bounds = ((InfrastructureProject.started_on, started_from, started_to),
-              (InfrastructureProject.completed_on, completed_from, completed_to))
-    for column, low, high in bounds:
-        if low:
-            stmt = stmt.where(column >= low)  # type: ignore[operator]
-        if high:
-            stmt = stmt.where(column <= high)  # type: ignore[operator]
-    return stmt
+                        completed_to: date | None) -> tuple[Select[Any], dict[str, Any]]:
+    """Projects in the caller's governorates: the statement (built once per combination of filters) and its
+    values."""
+    return list_in_scope(InfrastructureProject, principal, _PROJECT_FILTERS, bound=dict(
+        sector=sector, status=status, community_id=community_id, governorate=governorate, district=district,
+        started_from=started_from, started_to=started_to, completed_from=completed_from, completed_to=completed_to))
 
 
 def _last_date(project: InfrastructureProject) -> date | None:
@@ -336,13 +345,14 @@ GEOJSON_PROPERTIES = ("title", "sector", "status", "community_id", "district_pco
                       "catchment_population", "progress_percent", "started_on", "completed_on", "handed_over_on")
 
 
-async def projects_geojson(*, session: AsyncSession, stmt: Select[Any], limit: int) -> dict[str, Any]:
+async def projects_geojson(*, session: AsyncSession, stmt: Select[Any], params: dict[str, Any],
+                           limit: int) -> dict[str, Any]:
     """An RFC 7946 FeatureCollection of the located projects ``stmt`` selects: Point geometries with
     coordinates ``[longitude, latitude]`` (WGS 84), the feature ``id`` the project's."""
     stmt = stmt.where(InfrastructureProject.latitude.is_not(None),  # type: ignore[union-attr]
                       InfrastructureProject.longitude.is_not(None))  # type: ignore[union-attr]
     stmt = stmt.order_by(InfrastructureProject.created_at.desc(), InfrastructureProject.id.desc()).limit(limit)  # type: ignore[attr-defined]
-    rows = (await session.execute(stmt)).scalars().all()
+    rows = (await session.execute(stmt, params)).scalars().all()
     features = []
     for p in rows:
         properties = {name: getattr(p, name) for name in GEOJSON_PROPERTIES}

@@ -14,7 +14,7 @@ Roles (``admin`` always passes):
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -41,7 +41,7 @@ from services.training.schemas import (
     TraineeMatch,
 )
 from shared.auth import require_roles
-from shared.db import SessionDep, utcnow
+from shared.db import ReadsDep, SessionDep, utcnow
 from shared.etag import make_etag
 from shared.events.training import Audience, EnrolmentStatus
 from shared.idempotency import IdempotencyDep
@@ -68,7 +68,7 @@ assessments = APIRouter(prefix="/api/v1/market-assessments", tags=["market asses
 opportunities = APIRouter(prefix="/api/v1/job-opportunities", tags=["market assessments"])
 
 
-def _etag(row: Course | Enrolment) -> dict[str, str]:
+def _etag(row: Course | Enrolment | Any) -> dict[str, str]:
     return {"ETag": make_etag(row.id, row.version)}
 
 
@@ -85,22 +85,22 @@ async def create_course(request: Request, body: CourseCreate, session: SessionDe
 
 
 @courses.get("", response_model=Page[CoursePublic])
-async def list_courses(request: Request, response: Response, session: SessionDep, principal: Reader,
+async def list_courses(request: Request, response: Response, reads: ReadsDep, principal: Reader,
                        limit: LimitQuery = 50, cursor: CursorQuery = None, community_id: str | None = None,
                        governorate: str | None = None, skill_area: str | None = None,
                        audience: Audience | None = None) -> Page[CoursePublic]:
     """Courses in your governorates, newest first."""
-    stmt = svc.list_courses_query(principal=principal, community_id=community_id, governorate=governorate,
-                                  skill_area=skill_area, audience=audience)
-    rows, next_cursor = await paginate(session, stmt, Course, limit=limit, cursor=cursor, request=request,
-                                       response=response)
+    stmt, params = svc.list_courses_query(principal=principal, community_id=community_id, governorate=governorate,
+                                          skill_area=skill_area, audience=audience)
+    rows, next_cursor = await paginate(reads, stmt, Course, limit=limit, cursor=cursor, request=request,
+                                       response=response, rows_only=True, params=params)
     return Page(items=[CoursePublic.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @courses.get("/{course_id}", response_model=CoursePublic, responses=NOT_FOUND)
-async def get_course(course_id: str, response: Response, session: SessionDep, principal: Reader) -> CoursePublic:
+async def get_course(course_id: str, response: Response, reads: ReadsDep, principal: Reader) -> CoursePublic:
     """One course (404 when absent or outside your governorates)."""
-    course = await svc.get_course(session=session, principal=principal, course_id=course_id)
+    course = await svc.read_course(reads=reads, principal=principal, course_id=course_id)
     response.headers.update(_etag(course))
     return CoursePublic.model_validate(course)
 

@@ -37,7 +37,7 @@ from services.training.schemas import (
 from shared.audit import audit
 from shared.auth import Principal
 from shared.concurrency import lock_rows, touch
-from shared.db import utcnow
+from shared.db import Reads, utcnow
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shared.events.training import (
     EnrolmentCompleted,
@@ -48,7 +48,7 @@ from shared.events.training import (
 )
 from shared.outbox import Outbox
 from shared.peers import Beneficiaries
-from shared.scope import get_in_scope, select_filtered, select_in_scope
+from shared.scope import Conditions, get_in_scope, list_in_scope, read_in_scope, select_filtered, select_in_scope
 
 OVERRIDERS = frozenset({"programme_manager", "admin"})
 ACTIVE = ("enrolled", "waitlisted", "completed")  # an enrolment that makes a second one of the person a 409
@@ -85,10 +85,22 @@ async def get_course(*, session: AsyncSession, principal: Principal, course_id: 
     return await get_in_scope(session, Course, course_id, principal, label="course")
 
 
+async def read_course(*, reads: Reads, principal: Principal, course_id: str) -> Any:
+    """``get_course`` for a request that only shows it: a read-only row, no session."""
+    return await read_in_scope(reads, Course, course_id, principal, label="course")
+
+
+_COURSE = Course.__table__.c  # type: ignore[attr-defined]
+_COURSE_FILTERS: Conditions = {"community_id": _COURSE.community_id, "governorate": _COURSE.governorate_pcode,
+                               "skill_area": _COURSE.skill_area, "audience": _COURSE.audience}
+
+
 def list_courses_query(*, principal: Principal, community_id: str | None, governorate: str | None,
-                       skill_area: str | None, audience: str | None) -> Select[Any]:
-    return select_filtered(Course, principal, community_id=community_id, governorate_pcode=governorate,
-                           skill_area=skill_area, audience=audience)
+                       skill_area: str | None, audience: str | None) -> tuple[Select[Any], dict[str, Any]]:
+    """Courses in the caller's governorates: the statement (built once per combination of filters) and its
+    values."""
+    return list_in_scope(Course, principal, _COURSE_FILTERS, bound=dict(
+        community_id=community_id, governorate=governorate, skill_area=skill_area, audience=audience))
 
 
 async def _locked_course(session: AsyncSession, course_id: str) -> Course:

@@ -321,26 +321,13 @@ async def test_reads_take_no_lock_and_see_only_committed_rows(api: Any, env: Env
     the committed values: a read that took SQLite's write lock would wait for it (30 s)."""
     import asyncio
 
+    from tests.locks import uncommitted_update
+
     client, app = api
     headers = env.token("case_worker")
     created = (await client.post("/api/v1/beneficiaries", headers=headers,
                                  json=person(await community(client, env)))).json()
-    update = "UPDATE beneficiaries SET first_name = 'Uncommitted' WHERE id = "
-    if env.backend == "sqlite":
-        import sqlite3
-
-        other: Any = sqlite3.connect(app.state.settings.database_url.split(":///", 1)[1], isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")
-        other.execute(update + "?", (created["id"],))
-    else:
-        import asyncpg
-
-        from tests.conftest import POSTGRES_URL
-
-        other = await asyncpg.connect(POSTGRES_URL, server_settings={"search_path": app.state.settings.schema})
-        await other.execute("BEGIN")
-        await other.execute(update + "$1", created["id"])
-    try:
+    async with uncommitted_update(app, env.backend, "beneficiaries", created["id"], first_name="Uncommitted"):
         async with asyncio.timeout(5):
             one = await client.get(f"/api/v1/beneficiaries/{created['id']}", headers=headers)
             page = await client.get("/api/v1/beneficiaries", headers=headers)
@@ -348,12 +335,6 @@ async def test_reads_take_no_lock_and_see_only_committed_rows(api: Any, env: Env
         assert one.headers["etag"] == (await client.get(f"/api/v1/beneficiaries/{created['id']}",
                                                         headers=headers)).headers["etag"]
         assert [p["first_name"] for p in page.json()["items"]] == ["أحمد"]
-    finally:
-        if env.backend == "sqlite":
-            other.execute("ROLLBACK")
-            other.close()
-        else:
-            await other.close()
 
 
 async def test_a_read_without_session_gives_the_values_the_engine_gives(api: Any, env: Env) -> None:
@@ -397,6 +378,30 @@ async def test_a_read_without_session_gives_the_values_the_engine_gives(api: Any
         kinds = select_(table.c.id, column("kind", Enum("a", "b", name="kind")))
         assert _compile_for_driver(kinds, app.state.engine.dialect) is _ENGINE
         assert app.state.reads._compiled.get(stmt) is not None  # read twice: now compiled for the driver
+
+
+async def test_a_read_without_session_processes_its_values_as_the_engine_does(api: Any, env: Env) -> None:
+    """A value bound to a ``Reads`` statement goes through its type as through the engine (on PostgreSQL asyncpg is
+    given it directly): an aware timestamp in another zone selects the same rows as in UTC, a naive one is refused
+    as SQLAlchemy refuses it, on both backends."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy import bindparam
+    from sqlalchemy import select as select_
+
+    client, app = api
+    created = (await client.post("/api/v1/beneficiaries", headers=env.token("case_worker"),
+                                 json=person(await community(client, env)))).json()
+    table: Any = Beneficiary.__table__
+    stmt = select_(table.c.id).where(table.c.created_at <= bindparam("at"), table.c.id == bindparam("id"))
+    at = datetime.fromisoformat(created["created_at"].replace("Z", "+00:00")) + timedelta(seconds=1)
+    baghdad = at.astimezone(timezone(timedelta(hours=3)))
+    assert [r.id for r in await app.state.reads.all(stmt, {"at": at, "id": created["id"]})] == [created["id"]]
+    assert [r.id for r in await app.state.reads.all(stmt, {"at": baghdad, "id": created["id"]})] == [created["id"]]
+    earlier = (at - timedelta(seconds=2)).astimezone(timezone(timedelta(hours=3)))
+    assert await app.state.reads.all(stmt, {"at": earlier, "id": created["id"]}) == []
+    with pytest.raises(Exception, match="timezone"):
+        await app.state.reads.all(stmt, {"at": at.astimezone(UTC).replace(tzinfo=None), "id": created["id"]})
 
 
 async def test_a_read_survives_its_connection_being_dropped(api: Any, env: Env) -> None:

@@ -371,3 +371,36 @@ async def test_no_description_or_contact_in_logs(platform: Platform, caplog: pyt
     assert "Abu Karim" not in events and "555 0199" not in events and "GBV" not in events
     assert await platform.count(FeedbackHistory) == 2
 
+
+
+async def test_staff_reads_take_no_lock_see_only_committed_rows_and_keep_to_scope(platform: Platform) -> None:
+    """The lists of cases (and overdue cases), of centres and of activities, and the GET of a centre and of an
+    activity read without a session (shared.db.Reads): while another connection holds the write lock with an
+    uncommitted change, they answer at once, with the committed values. A token for other governorates gets 404 and
+    empty lists."""
+    from tests.locks import answers_as_committed_while_locked
+
+    client, cfm, pm = platform.feedback, platform.token("cfm_officer"), platform.token("programme_manager")
+    mosul = await platform.community()
+    case = await platform.submit(mosul)
+    centre = await platform.centre(mosul)
+    activity = (await client.post("/api/v1/community-activities", headers=pm, json=_activity(mosul))).json()
+    platform.clock.advance(hours=24 * 30)  # the case is overdue
+    paths = {"/api/v1/feedback": cfm, "/api/v1/feedback/overdue": cfm, "/api/v1/resource-centres": pm,
+             f"/api/v1/resource-centres/{centre['id']}": pm, "/api/v1/community-activities": pm,
+             f"/api/v1/community-activities/{activity['id']}": pm}
+    during = await answers_as_committed_while_locked(client, platform.app, platform.env.backend, "resource_centres",
+                                                     centre["id"], paths, name="Uncommitted")
+    assert [i["id"] for i in during["/api/v1/feedback/overdue"].json()["items"]] == [case["id"]]
+    assert during[f"/api/v1/resource-centres/{centre['id']}"].json() == centre
+    assert during["/api/v1/resource-centres"].json()["items"] == [centre]
+    assert during[f"/api/v1/community-activities/{activity['id']}"].json() == activity
+    assert [i["id"] for i in during["/api/v1/feedback"].json()["items"]] == [case["id"]]
+    for role in ("cfm_officer", "programme_manager"):
+        anbar = platform.token(role, governorates=("IQG01",))
+        for path in paths:
+            resp = await client.get(path, headers=anbar)
+            if path.endswith((centre["id"], activity["id"])):
+                assert_problem(resp, 404)
+            else:
+                assert resp.status_code == 200 and resp.json()["items"] == [], path

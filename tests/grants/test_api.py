@@ -401,3 +401,51 @@ async def test_transitions_the_status_does_not_allow_are_409(grants: Grants, env
     for path in ("cancellation", "withdrawal"):  # money is out: reverse it first
         assert_problem(await grants.client.post(f"/api/v1/grants/{grant['id']}/{path}", json={},
                                                 headers=manager), 409)
+
+
+async def test_reads_take_no_lock_and_see_only_committed_rows(grants: Grants, env: Env) -> None:
+    """The GET by id and the list of grants and of calls read without a session (shared.db.Reads): while another
+    connection holds the write lock with an uncommitted change, they answer at once, with the committed values."""
+    from tests.locks import answers_as_committed_while_locked
+
+    headers = env.token("viewer")
+    call = await grants.call()
+    grant = await grants.approved(call_id=call["id"])
+    paths = (f"/api/v1/grants/{grant['id']}", "/api/v1/grants", f"/api/v1/grant-calls/{call['id']}",
+             "/api/v1/grant-calls")
+    during = await answers_as_committed_while_locked(grants.client, grants.app, env.backend, "grants", grant["id"],
+                                                     dict.fromkeys(paths, headers), business_name="Uncommitted")
+    assert during[f"/api/v1/grants/{grant['id']}"].json()["business_name"] == grant["business_name"]
+    assert during["/api/v1/grant-calls"].json()["items"][0]["name"] == call["name"]
+
+
+async def test_a_read_without_session_gives_the_amounts_the_engine_gives(grants: Grants, env: Env) -> None:
+    """Amounts (NUMERIC) and scores (floats) read through ``shared.db.Reads`` (on PostgreSQL straight from asyncpg)
+    are the values and types the engine gives: decimals with their two places, floats, JSON, dates."""
+    from sqlalchemy import Float, Numeric, bindparam, column
+
+    from services.grants.models import GrantCall
+    from shared.db import _compile_for_driver
+
+    call = await grants.call(criteria=[{"name": "viability", "weight": 2}])
+    grant = await grants.approved("1234.50", call_id=call["id"])
+    await grants.disburse(grant["id"], "100.05")
+    for model, id_ in ((Grant, grant["id"]), (GrantCall, call["id"])):
+        table: Any = model.__table__
+        stmt = select(*table.c).where(table.c.id == bindparam("id"))
+        read = await grants.app.state.reads.first(stmt, {"id": id_})
+        async with grants.app.state.engine.connect() as conn:
+            expected = (await conn.execute(stmt, {"id": id_})).first()
+        assert read is not None and expected is not None
+        for name in table.c.keys():
+            assert getattr(read, name) == getattr(expected, name), name
+            assert type(getattr(read, name)) is type(getattr(expected, name)), name
+            assert str(getattr(read, name)) == str(getattr(expected, name)), name  # the same places
+        if env.backend == "postgresql":
+            assert _compile_for_driver(stmt, grants.app.state.engine.dialect) is not None
+    read = await grants.app.state.reads.first(select(*Grant.__table__.c).where(Grant.id == grant["id"]))
+    assert str(read.amount_approved) == "1234.50" and str(read.disbursed_amount) == "100.05"
+    if env.backend == "postgresql":  # SQLAlchemy converts these: read through the engine
+        dialect = grants.app.state.engine.dialect
+        assert _compile_for_driver(select(column("x", Numeric(asdecimal=False))), dialect) is None
+        assert _compile_for_driver(select(column("x", Float(asdecimal=True))), dialect) is None

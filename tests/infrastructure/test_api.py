@@ -466,3 +466,17 @@ async def test_beneficiaries_service_down_is_503_and_nothing_is_stored(platform:
     finally:
         await platform.app.state.http.aclose()
         platform.app.state.http = platform.peer_client
+
+
+async def test_project_reads_take_no_lock_and_see_only_committed_rows(platform: Platform) -> None:
+    """The GET by id and the list of projects read without a session (shared.db.Reads): while another connection
+    holds the write lock with an uncommitted change, they answer at once, with the committed values."""
+    from tests.locks import answers_as_committed_while_locked
+
+    project = await platform.project(await platform.community(), None, latitude=36.34, longitude=43.13)
+    paths = (f"{PROJECTS}/{project['id']}", PROJECTS)
+    during = await answers_as_committed_while_locked(
+        platform.infrastructure, platform.app, platform.env.backend, "projects", project["id"],
+        dict.fromkeys(paths, platform.token("viewer")), title="Uncommitted")
+    assert during[paths[0]].json() == project and during[paths[0]].headers["etag"]
+    assert during[paths[1]].json()["items"] == [project]

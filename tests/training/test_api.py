@@ -434,3 +434,17 @@ async def test_idempotent_enrolment_and_attendance(platform: Platform) -> None:
     one = await client.post(f"/api/v1/courses/{course['id']}/attendance", json=payload, headers=key)
     two = await client.post(f"/api/v1/courses/{course['id']}/attendance", json=payload, headers=key)
     assert one.json() == two.json() and one.json()["enrolments"][0]["sessions_attended"] == 1
+
+
+async def test_course_reads_take_no_lock_and_see_only_committed_rows(platform: Platform) -> None:
+    """The GET by id and the list of courses read without a session (shared.db.Reads): while another connection
+    holds the write lock with an uncommitted change, they answer at once, with the committed values."""
+    from tests.locks import answers_as_committed_while_locked
+
+    course = await platform.course(await platform.community())
+    paths = (f"/api/v1/courses/{course['id']}", "/api/v1/courses")
+    during = await answers_as_committed_while_locked(
+        platform.training, platform.app, platform.env.backend, "courses", course["id"],
+        dict.fromkeys(paths, platform.token("case_worker")), title="Uncommitted")
+    assert during[paths[0]].json() == course and during[paths[0]].headers["etag"]
+    assert during[paths[1]].json()["items"] == [course]
