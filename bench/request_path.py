@@ -195,6 +195,22 @@ def delete_stream(nats_url: str, name: str) -> None:
         print(f"(stream {name} not deleted: {exc!r})")
 
 
+def analyze(database_url: str, schema: str) -> None:
+    """PostgreSQL statistics for the service's tables, as autovacuum keeps them in production. A table just created
+    has none: the planner then guesses one row for ``merged_into_id IS NULL`` and sorts the whole register for a
+    page of the list (3.7 ms at 2,000 people, growing with them) instead of reading the index in order (0.1 ms)."""
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
+        try:
+            await conn.execute("ANALYZE")
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
 def drop_schema(database_url: str, schema: str) -> None:
     import asyncpg
 
@@ -258,6 +274,8 @@ def measure(service: Service, token: str, args: argparse.Namespace, workdir: Pat
             "first_name": f"Person{i}x", "father_name": f"Father{i}y", "sex": "female",
             "date_of_birth": f"{1950 + i}-02-03", "displacement_status": "idp", "community_id": community,
             "consent": {"given": True, "obtained_on": "2026-01-10"}})["id"])
+    if service.backend == "postgresql":
+        analyze(args.database_url, service.schema)
     script = workdir / f"register-{uuid.uuid4().hex[:6]}.lua"
     script.write_text(REGISTER_LUA.replace("COMMUNITY", community))
     targets = {"/healthz": (base + "/healthz", None, args.connections),
