@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Request
 from pydantic import PlainSerializer
 from sqlalchemy import Engine, Select, event, exc, text
@@ -313,8 +314,6 @@ def is_connection_error(error: BaseException) -> bool:
     faulty statement (no such table or column, a syntax error) as an OperationalError too: that one is a
     fault of the work (a poison, once the database answers), not an outage.
     """
-    import asyncpg
-
     connection_types = (OSError, TimeoutError, exc.OperationalError, exc.InterfaceError,
                         exc.DisconnectionError, exc.TimeoutError, asyncpg.PostgresConnectionError,
                         asyncpg.InterfaceError, asyncpg.exceptions.OperatorInterventionError,
@@ -521,8 +520,6 @@ class Reads:
         return rows[0] if rows else None
 
     async def _fetch(self, state: Any) -> list[Any]:
-        import asyncpg
-
         pool = self._pool or await self._open_pool()
         for attempt in (1, 2):
             async with pool.acquire() as connection:
@@ -539,8 +536,6 @@ class Reads:
         raise AssertionError("unreachable")
 
     async def _open_pool(self) -> Any:
-        import asyncpg
-
         async with self._pool_lock:
             if self._pool is None:
                 url = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -581,28 +576,21 @@ class Reads:
                 pool.terminate()
 
 
-def _row_class() -> type:
-    import asyncpg
+class ReadRow(asyncpg.Record):
+    """A row as asyncpg returns it (``Reads`` on PostgreSQL), read like SQLAlchemy's: ``row.name``,
+    ``row._mapping["name"]``."""
 
-    class Row(asyncpg.Record):
-        """A row as asyncpg returns it, read like SQLAlchemy's: ``row.name``, ``row._mapping["name"]``."""
+    __slots__ = ()
 
-        __slots__ = ()
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
-        def __getattr__(self, name: str) -> Any:
-            try:
-                return self[name]
-            except KeyError:
-                raise AttributeError(name) from None
-
-        @property
-        def _mapping(self) -> Any:
-            return self
-
-    return Row
-
-
-ReadRow = _row_class()
+    @property
+    def _mapping(self) -> Any:
+        return self
 
 
 async def _no_reset(_connection: Any) -> None:

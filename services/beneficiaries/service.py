@@ -62,7 +62,7 @@ from shared.events.beneficiaries import (
 from shared.observability import request_id_var, trace_var
 from shared.outbox import Outbox, OutboxMessage
 from shared.pii import check_chain, current_chain, keyed_hash, needs_rewrap, rewrap
-from shared.scope import get_in_scope, read_in_scope, select_filtered
+from shared.scope import Conditions, get_in_scope, list_in_scope, read_in_scope, select_filtered
 from shared.settings import CommonSettings
 
 
@@ -568,49 +568,29 @@ async def read_beneficiary(*, reads: Reads, principal: Principal, beneficiary_id
     return await read_in_scope(reads, Beneficiary, beneficiary_id, principal, label="beneficiary")
 
 
+_TABLE: Any = Beneficiary.__table__  # type: ignore[attr-defined]
+_LIST_FILTERS: Conditions = {
+    "community_id": _TABLE.c.community_id, "governorate": _TABLE.c.governorate_pcode,
+    "displacement_status": _TABLE.c.displacement_status, "merged_into_id": _TABLE.c.merged_into_id,
+    "live": lambda _: _TABLE.c.merged_into_id.is_(None),
+    # Every query token must appear in the normalised name chain (Arabic or Latin, any variant): at most 100
+    # tokens in a 200-character query.
+    **{f"q{i}": lambda pattern: _TABLE.c.search_key.like(pattern, escape="/") for i in range(100)},
+}
+
+
 def list_beneficiaries_query(*, principal: Principal, community_id: str | None, governorate: str | None,
                              displacement_status: str | None, q: str | None, include_merged: bool,
                              merged_into_id: str | None = None) -> tuple[Select[Any], dict[str, Any]]:
-    """The list's statement and the values of its parameters. The statement of each combination of filters is
-    built once (``shared.pagination.paginate`` then pages it without rebuilding it), its values bound per
-    request."""
-    scope = principal.scope_filter()
+    """The list's statement and the values of its parameters (``shared.scope.list_in_scope``: the statement of
+    each combination of filters built once, its values bound per request)."""
     tokens = normalize(q or "").split()
-    params: dict[str, Any] = {}
-    if scope is not None:
-        params["scope"] = sorted(scope)
-    for name, value in (("community_id", community_id), ("governorate", governorate),
-                        ("displacement_status", displacement_status), ("merged_into_id", merged_into_id)):
-        if value:
-            params[name] = value
-    for i, token in enumerate(tokens):
-        # Every query token must appear in the normalised name chain (Arabic or Latin, any variant).
-        params[f"q{i}"] = "%" + token.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
-    shape = (tuple(params), include_merged)
-    stmt = _LIST_QUERIES.get(shape)
-    if stmt is None:
-        stmt = _LIST_QUERIES[shape] = _list_query(shape[0], include_merged)
-    return stmt, params
-
-
-_LIST_QUERIES: dict[tuple[tuple[str, ...], bool], Select[Any]] = {}
-
-
-def _list_query(filters: tuple[str, ...], include_merged: bool) -> Select[Any]:
-    table: Any = Beneficiary.__table__  # type: ignore[attr-defined]
-    stmt = select(Beneficiary)
-    column_of = {"community_id": table.c.community_id, "governorate": table.c.governorate_pcode,
-                 "displacement_status": table.c.displacement_status, "merged_into_id": table.c.merged_into_id}
-    for name in filters:
-        if name == "scope":  # the caller's governorates: lists never show what a 404 hides
-            stmt = stmt.where(table.c.governorate_pcode.in_(bindparam("scope", expanding=True)))
-        elif name.startswith("q"):
-            stmt = stmt.where(table.c.search_key.like(bindparam(name), escape="/"))
-        else:
-            stmt = stmt.where(column_of[name] == bindparam(name))
-    if "merged_into_id" not in filters and not include_merged:
-        stmt = stmt.where(table.c.merged_into_id.is_(None))
-    return stmt
+    return list_in_scope(Beneficiary, principal, _LIST_FILTERS, bound={
+        "community_id": community_id, "governorate": governorate, "displacement_status": displacement_status,
+        "merged_into_id": merged_into_id,
+        **{f"q{i}": "%" + t.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+           for i, t in enumerate(tokens)}},
+        shape={"live": None if merged_into_id or include_merged else True})
 
 
 _MATCHED_FIELDS = frozenset({"first_name", "father_name", "grandfather_name", "family_name", "date_of_birth"})
