@@ -65,8 +65,8 @@ def test_assessment_project_completion_moves_the_infrastructure_figures(infrastr
             "catchment_population": 2500, "catchment": {"female": 1300, "male": 1200, "returnee": 900},
             "assessment_priority_id": body["priorities"][0]["id"],
             "risks_to_mitigate": [body["conflict_sensitivity"]["risks"][0]["id"]],
-            "contractor": private["contractor"], "budget": "90000.00", "currency": "USD",
-            "latitude": 36.4461, "longitude": 43.3469})
+            "contractor": private["contractor"], "budget": "93517.29", "currency": "USD",
+            "latitude": 36.446127, "longitude": 43.346913})
         assert project.status_code == 201 and project.json()["status"] == "planned", project.text
         project_id = project.json()["id"]
         unjustified = client.post("/api/v1/infrastructure-projects", json={
@@ -91,7 +91,7 @@ def test_assessment_project_completion_moves_the_infrastructure_figures(infrastr
         geojson = client.get(f"/api/v1/infrastructure-projects/geojson?community_id={community_id}")
         assert geojson.status_code == 200 and geojson.headers["content-type"].startswith("application/geo+json")
         features = geojson.json()["features"]
-        assert [(f["id"], f["geometry"]["coordinates"]) for f in features] == [(project_id, [43.3469, 36.4461])]
+        assert [(f["id"], f["geometry"]["coordinates"]) for f in features] == [(project_id, [43.346913, 36.446127])]
 
         wait_for(lambda: figures()["individuals_benefiting_from_infrastructure"]
                  == before["individuals_benefiting_from_infrastructure"] + 2500, timeout=20)
@@ -125,5 +125,5 @@ def test_assessment_project_completion_moves_the_infrastructure_figures(infrastr
     assert any(e["type"] == "crp.infrastructure.community_assessment.completed.v1"
                and e["data"]["community_id"] == community_id for e in events)
     text = json.dumps([e for e in events if e["type"].startswith("crp.infrastructure.")], ensure_ascii=False)
-    for value in [*private.values(), "36.4461", "43.3469", "volunteer labour", "90000"]:
+    for value in [*private.values(), "36.446127", "43.346913", "volunteer labour", "93517.29"]:
         assert value not in text, value

@@ -73,7 +73,7 @@ class Platform:
     async def project(self, community_id: str, priority_id: str | None = None, **overrides: Any) -> dict[str, Any]:
         body: dict[str, Any] = {"title": "West network rehabilitation", "sector": "water",
                                 "community_id": community_id, "catchment_population": 1200,
-                                "latitude": 36.34, "longitude": 43.13}
+                                "latitude": 36.341717, "longitude": 43.131171}
         body["assessment_priority_id"] = priority_id
         if priority_id is None:
             body["justification"] = "An emergency repair the governorate asked for"
