@@ -528,11 +528,13 @@ class Reads:
                 except Exception as error:
                     # A pooled connection the server dropped (restart): once more, on a new one. asyncpg may not have
                     # closed it yet (InternalClientError: its protocol still consumes the server's goodbye), so it is
-                    # closed here, or the pool would hand it out again.
+                    # closed here, or the pool would hand it out again. If asyncpg has closed it, it has also given
+                    # it back to the pool and detached it from this proxy (InterfaceError): nothing left to close.
                     if attempt == 2 or not (is_connection_error(error)
                                             or isinstance(error, asyncpg.exceptions.InternalClientError)):
                         raise
-                    connection.terminate()
+                    with contextlib.suppress(asyncpg.exceptions.InterfaceError):
+                        connection.terminate()
         raise AssertionError("unreachable")
 
     async def _open_pool(self) -> Any:
