@@ -24,6 +24,7 @@ import pytest
 from alembic import command
 from sqlalchemy import insert, select, text
 
+from services.beneficiaries import service as svc
 from services.beneficiaries.app import create_app, service
 from services.beneficiaries.config import BeneficiariesSettings
 from services.beneficiaries.matching import DUPLICATE_THRESHOLD, KNOWN_NAMES, PersonName, blocking_key, compare
@@ -142,6 +143,36 @@ async def test_scoped_caller_is_told_without_seeing_the_record(api: Any, env: En
     assert summary["open"] == 0
     assert (await client.get("/api/v1/duplicate-reviews/summary",
                              headers=env.token("programme_manager"))).json()["open"] == 1
+
+
+async def test_the_blocks_of_a_batch_are_one_statement_of_index_lookups(api: Any, env: Env) -> None:
+    """A batch's (blocking key, birth year) pairs are read in one statement whose text does not depend on how many
+    there are (compiled once, not per batch), each pair looked up in the index: exactly the registry's people of
+    those blocks, merged records left out, for one pair as for 700."""
+    client, app = api
+    headers = env.token("case_worker")
+    cid = await community(client, env)
+    made = {}
+    for first, born in (("Yusuf", "1970-01-02"), ("Yusuf", "1971-03-04"), ("Maryam", "1970-05-06")):
+        resp = await client.post("/api/v1/beneficiaries", headers=headers, json=person(
+            cid, first_name=first, father_name="Khalil", grandfather_name=None, date_of_birth=born,
+            confirm_not_duplicate=True))
+        assert resp.status_code == 201, resp.text
+        made[(first, born[:4])] = resp.json()["id"]
+    yusuf = blocking_key(PersonName("Yusuf", "Khalil"))
+    others = {(f"zz{i:04d}", 1900 + i % 100) for i in range(700)}
+    async with app.state.sessionmaker() as session:
+        one = await svc._blocks(session, {(yusuf, 1970)})
+        many = await svc._blocks(session, {(yusuf, 1970), (yusuf, 1971), (yusuf, 1972)} | others)
+        if env.backend == "sqlite":
+            plan = " / ".join(row[-1] for row in (await session.execute(
+                text(f"EXPLAIN QUERY PLAN {svc._blocks_json.text}"), {"pairs": "[]"})).all())
+            assert plan.startswith("SCAN blocks") and "USING INDEX ix_beneficiaries_blocking_key" in plan, plan
+    assert {k: [r.id for r in v] for k, v in one.items()} == {(yusuf, 1970): [made[("Yusuf", "1970")]]}
+    assert {k: [r.id for r in v] for k, v in many.items()} == {(yusuf, 1970): [made[("Yusuf", "1970")]],
+                                                               (yusuf, 1971): [made[("Yusuf", "1971")]]}
+    row = many[(yusuf, 1970)][0]
+    assert (row.first_name, row.father_name, row.governorate_pcode) == ("Yusuf", "Khalil", "IQG15")
 
 
 # -- the review queue -----------------------------------------------------------------------------------------
