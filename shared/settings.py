@@ -34,7 +34,7 @@ class CommonSettings(BaseSettings):
     # connection (on SQLite a thread and four PRAGMAs, on PostgreSQL a handshake).
     database_pool_size: int = Field(default=20, ge=1)
     database_max_overflow: int = Field(default=10, ge=0)
-    database_read_pool_size: int = Field(default=10, ge=1)  # PostgreSQL: session-free reads (shared.db.Reads)
+    database_read_pool_size: int = Field(default=4, ge=1)  # PostgreSQL: session-free reads (shared.db.Reads)
 
     # Events
     nats_url: str = "nats://127.0.0.1:4222"
