@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -140,6 +141,10 @@ def create_service_app(service: Service, settings: CommonSettings,
                    *(make(app) for make in workers)]
         for worker in running:
             worker.start()
+        # Everything alive now lives as long as the process: keep it out of the collector's full passes, which
+        # otherwise stall every request for tens of ms (as in the gateway: GET by id at 50 clients, p99 70 -> 25 ms).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
