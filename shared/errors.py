@@ -122,6 +122,13 @@ class GatewayTimeout(ProblemError):
     slug = "gateway-timeout"
 
 
+def database_unavailable_problem() -> ServiceUnavailable:
+    """The answer to a request whose database cannot be reached (a restart, an outage): nothing was stored, the
+    client may retry."""
+    return ServiceUnavailable("The database is unavailable; nothing was stored, retry later.",
+                              headers={"Retry-After": "1"})
+
+
 def problem_type(slug: str | None) -> str:
     return f"urn:crp:problem:{slug}" if slug else "about:blank"
 
@@ -240,9 +247,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
         if database_unavailable(exc):  # a restart or an outage: nothing was stored, the client may retry
             log.warning("database unavailable on %s %s: %s", request.method, _route(request), describe(exc))
-            return problem_response(503, slug="service-unavailable", instance=request.url.path,
-                                    detail="The database is unavailable; nothing was stored, retry later.",
-                                    headers={"Retry-After": "1"})
+            return await on_problem(request, database_unavailable_problem())
         log.error("unhandled error on %s %s: %s", request.method, _route(request), describe(exc),
                   extra={"stack": stack(exc)})
         return problem_response(500, slug="internal-error", instance=request.url.path,

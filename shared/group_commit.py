@@ -30,7 +30,7 @@ from typing import Any, Generic, TypeVar
 from prometheus_client import Counter, Histogram
 
 from shared.db import is_connection_error
-from shared.errors import ServiceUnavailable, describe
+from shared.errors import database_unavailable_problem, describe
 from shared.worker import BackgroundWorker
 
 T = TypeVar("T")
@@ -100,8 +100,7 @@ class GroupCommit(BackgroundWorker, Generic[T, R]):
         except Exception as error:  # never the items' data in the log: class names and SQLSTATE only
             if is_connection_error(error):
                 log.warning("%s: database unavailable (%s)", self.name, describe(error))
-                outcomes = [ServiceUnavailable("The database is unavailable; nothing was stored, retry later.",
-                                               headers={"Retry-After": "1"}) for _ in batch]
+                outcomes = [database_unavailable_problem() for _ in batch]
             else:
                 log.info("%s: a batch of %d was rolled back (%s); each is written alone", self.name, len(batch),
                          describe(error))

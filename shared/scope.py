@@ -92,7 +92,7 @@ def list_in_scope(model: Any, principal: Principal | None, conditions: Condition
             stmt = stmt.where(_condition(conditions[name], bindparam(name)))
         for name, value in built_with:
             stmt = stmt.where(_condition(conditions[name], value))
-        stmt = _LISTS[key] = stmt
+        _LISTS[key] = stmt
     if scope is not None:
         params["scope"] = sorted(scope)
     return stmt, params

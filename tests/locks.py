@@ -1,4 +1,5 @@
-"""Another connection holding the write lock with an uncommitted change, for tests that reads do not wait for it."""
+"""Tests of reads without a session (``shared.db.Reads``): another connection holding the write lock with an
+uncommitted change, for tests that reads do not wait for it; and the rows they give, against the engine's."""
 
 from __future__ import annotations
 
@@ -53,3 +54,21 @@ async def answers_as_committed_while_locked(client: Any, app: Any, backend: str,
         assert resp.status_code == 200 and resp.json() == before[path].json(), path
         assert resp.headers.get("etag") == before[path].headers.get("etag"), path
     return during
+
+
+async def read_as_the_engine(app: Any, stmt: Any, params: dict[str, Any], *, reads: int = 2) -> list[Any]:
+    """Read ``stmt`` ``reads`` times through ``app.state.reads`` (the first through the engine, the next, a kept
+    statement, through the driver on PostgreSQL) and assert that every row gives each column's value, type and text
+    as the engine's does, by attribute and through ``_mapping``. The rows read."""
+    rows = [await app.state.reads.first(stmt, params) for _ in range(reads)]
+    async with app.state.engine.connect() as conn:
+        expected = (await conn.execute(stmt, params)).first()
+    assert expected is not None
+    for row in rows:
+        assert row is not None
+        for name in expected._mapping.keys():
+            assert getattr(row, name) == getattr(expected, name), name
+            assert type(getattr(row, name)) is type(getattr(expected, name)), name
+            assert str(getattr(row, name)) == str(getattr(expected, name)), name  # e.g. a decimal's places
+            assert row._mapping[name] == expected._mapping[name], name
+    return rows

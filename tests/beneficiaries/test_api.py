@@ -346,6 +346,7 @@ async def test_a_read_without_session_gives_the_values_the_engine_gives(api: Any
     from sqlalchemy import select as select_
 
     from shared.db import _ENGINE, _compile_for_driver
+    from tests.locks import read_as_the_engine
 
     client, app = api
     headers = env.token("programme_manager")
@@ -360,16 +361,7 @@ async def test_a_read_without_session_gives_the_values_the_engine_gives(api: Any
     stmt = select_(*table.c).where(table.c.id == bindparam("id"))
     # The first read of a statement goes through the engine, the next ones (a statement kept for reuse) straight
     # through the driver on PostgreSQL: both must give what the engine gives.
-    reads = [await app.state.reads.first(stmt, {"id": created["id"]}) for _ in range(3)]
-    async with app.state.engine.connect() as conn:
-        expected = (await conn.execute(stmt, {"id": created["id"]})).first()
-    assert expected is not None
-    for read in reads:
-        assert read is not None
-        for name in table.c.keys():
-            assert getattr(read, name) == getattr(expected, name), name
-            assert type(getattr(read, name)) is type(getattr(expected, name)), name
-            assert read._mapping[name] == expected._mapping[name], name
+    reads = await read_as_the_engine(app, stmt, {"id": created["id"]}, reads=3)
     read = reads[-1]
     assert read.disability["walking"] == 3 and read.consent_withdrawn_on.isoformat() == "2026-11-20"
     assert read.created_at.tzinfo is not None and read.national_id_hash is not None

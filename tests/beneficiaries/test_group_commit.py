@@ -86,18 +86,27 @@ def made_up_name() -> str:
     return "".join(random.choice("bdfghklmnrstz") + random.choice("aiu") for _ in range(4)).capitalize()
 
 
-async def in_one_batch(client: httpx.AsyncClient, app: Any, env: Env,
-                       requests: list[tuple[dict[str, Any], dict[str, str]]]) -> list[httpx.Response]:
+Requests = list[tuple[dict[str, Any], dict[str, str]]]
+
+
+async def queued_behind(client: httpx.AsyncClient, app: Any, before: tuple[float, ...], first: dict[str, Any],
+                        headers: dict[str, str], requests: Requests) -> tuple[Any, list[Any]]:
+    """Inside ``held_writes``: send the registration ``first``, wait until its batch is being written (and held),
+    then queue ``requests`` (body, headers) behind it. The first one's task and theirs."""
+    first_task = asyncio.create_task(client.post(URL, json=first, headers=headers))
+    await eventually(lambda: batches()[0] == before[0] + 1)  # the first one's batch is being written
+    tasks = [asyncio.create_task(client.post(URL, json=body, headers=h)) for body, h in requests]
+    await eventually(lambda: app.state.registrations.waiting == len(requests))
+    return first_task, tasks
+
+
+async def in_one_batch(client: httpx.AsyncClient, app: Any, env: Env, requests: Requests) -> list[httpx.Response]:
     """Send a first registration, hold it in the writer, queue ``requests`` (body, headers) behind it, let go:
     ``requests`` are then written in one batch. Their responses, in order."""
-    registrations = app.state.registrations
     first_body = person(await community(client, env), first_name=made_up_name(), father_name=made_up_name())
     before = batches()
     async with held_writes(app, env):
-        first = asyncio.create_task(client.post(URL, json=first_body, headers=env.token("case_worker")))
-        await eventually(lambda: batches()[0] == before[0] + 1)  # the first one's batch is being written
-        tasks = [asyncio.create_task(client.post(URL, json=body, headers=headers)) for body, headers in requests]
-        await eventually(lambda: registrations.waiting == len(requests))
+        first, tasks = await queued_behind(client, app, before, first_body, env.token("case_worker"), requests)
     assert (await first).status_code == 201, (await first).text
     responses = list(await asyncio.gather(*tasks))
     after = batches()
@@ -274,14 +283,10 @@ async def test_a_client_that_gives_up_does_not_break_the_batch(api: Any, env: En
     client, app = api
     headers = env.token("case_worker")
     community_id = await community(client, env)
-    registrations = app.state.registrations
     before = batches()
     async with held_writes(app, env):
-        first = asyncio.create_task(client.post(URL, json=person(community_id), headers=headers))
-        await eventually(lambda: batches()[0] == before[0] + 1)
-        tasks = [asyncio.create_task(client.post(URL, json=person(community_id, first_name=f"N{i}q", father_name="Z"),
-                                                 headers=headers)) for i in range(3)]
-        await eventually(lambda: registrations.waiting == 3)
+        first, tasks = await queued_behind(client, app, before, person(community_id), headers, [
+            (person(community_id, first_name=f"N{i}q", father_name="Z"), headers) for i in range(3)])
         tasks[1].cancel()  # the client disconnects while its registration waits for the batch
         await asyncio.gather(tasks[1], return_exceptions=True)
     assert (await first).status_code == 201
@@ -361,11 +366,8 @@ async def test_stopping_finishes_the_batch_and_leaves_no_request_unanswered(api:
     registrations = app.state.registrations
     before = batches()
     async with held_writes(app, env):
-        first = asyncio.create_task(client.post(URL, json=person(community_id), headers=headers))
-        await eventually(lambda: batches()[0] == before[0] + 1)
-        queued = [asyncio.create_task(client.post(URL, json=person(
-            community_id, first_name=made_up_name(), father_name=made_up_name()), headers=headers)) for _ in range(3)]
-        await eventually(lambda: registrations.waiting == 3)
+        first, queued = await queued_behind(client, app, before, person(community_id), headers, [
+            (person(community_id, first_name=made_up_name(), father_name=made_up_name()), headers) for _ in range(3)])
         stopping = asyncio.create_task(registrations.stop(timeout=30))
         await asyncio.sleep(0.2)
         assert not stopping.done(), "it waits for the batch being written"

@@ -426,6 +426,7 @@ async def test_a_read_without_session_gives_the_amounts_the_engine_gives(grants:
 
     from services.grants.models import GrantCall
     from shared.db import _ENGINE, _compile_for_driver
+    from tests.locks import read_as_the_engine
 
     call = await grants.call(criteria=[{"name": "viability", "weight": 2}])
     grant = await grants.approved("1234.50", call_id=call["id"])
@@ -434,16 +435,7 @@ async def test_a_read_without_session_gives_the_amounts_the_engine_gives(grants:
         table: Any = model.__table__
         stmt = select(*table.c).where(table.c.id == bindparam("id"))
         # The first read of a kept statement goes through the engine, the next ones through the driver.
-        reads = [await grants.app.state.reads.first(stmt, {"id": id_}) for _ in range(2)]
-        async with grants.app.state.engine.connect() as conn:
-            expected = (await conn.execute(stmt, {"id": id_})).first()
-        assert expected is not None
-        for read in reads:
-            assert read is not None
-            for name in table.c.keys():
-                assert getattr(read, name) == getattr(expected, name), name
-                assert type(getattr(read, name)) is type(getattr(expected, name)), name
-                assert str(getattr(read, name)) == str(getattr(expected, name)), name  # the same places
+        await read_as_the_engine(grants.app, stmt, {"id": id_})
         if env.backend == "postgresql":
             assert _compile_for_driver(stmt, grants.app.state.engine.dialect) is not _ENGINE
     read = await grants.app.state.reads.first(select(*Grant.__table__.c).where(Grant.id == grant["id"]))
